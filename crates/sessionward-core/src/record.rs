@@ -1,0 +1,516 @@
+//! The session record and its parts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::{Add, Sub};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::token::{SessionHandle, SessionKey};
+
+/// A point in time, in whole seconds since the Unix epoch (UTC).
+///
+/// Seconds are enough for session timeouts and keep records small.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The timestamp `secs` seconds after the Unix epoch.
+    #[must_use]
+    pub const fn from_unix(secs: i64) -> Self {
+        Self(secs)
+    }
+
+    /// Seconds since the Unix epoch.
+    #[must_use]
+    pub const fn unix(self) -> i64 {
+        self.0
+    }
+
+    /// This instant as an [`time::OffsetDateTime`] in UTC (for SQL drivers and formatting).
+    #[must_use]
+    pub fn to_offset_date_time(self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(self.0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// The timestamp of an [`time::OffsetDateTime`], truncated to whole seconds.
+    #[must_use]
+    pub fn from_offset_date_time(t: time::OffsetDateTime) -> Self {
+        Self(t.unix_timestamp())
+    }
+
+    /// RFC 3339 text, e.g. `2026-11-26T14:21:21Z`.
+    #[must_use]
+    pub fn to_rfc3339(self) -> String {
+        self.to_offset_date_time()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    }
+
+    /// Seconds from `earlier` to `self`, zero if `earlier` is later.
+    #[must_use]
+    pub fn saturating_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_secs(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+}
+
+fn secs_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, rhs: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(secs_i64(rhs)))
+    }
+}
+
+impl Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, rhs: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(secs_i64(rhs)))
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({})", self.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// The identifier of a signed-in user, as the application names it (a username, a numeric id
+/// as text, a UUID). Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(Arc<str>);
+
+impl UserId {
+    /// Wraps an application user id.
+    #[must_use]
+    pub fn new(id: impl AsRef<str>) -> Self {
+        Self(Arc::from(id.as_ref()))
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for UserId {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for UserId {
+    fn from(s: String) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({:?})", &*self.0)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The roles of a session: its authorization level, checked on every request.
+///
+/// A sorted set without duplicates; cheap to clone.
+///
+/// ```
+/// use sessionward_core::RoleSet;
+/// let roles = RoleSet::from_iter(["user", "admin", "user"]);
+/// assert!(roles.contains("admin"));
+/// assert_eq!(roles.iter().collect::<Vec<_>>(), ["admin", "user"]);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct RoleSet(Arc<[Arc<str>]>);
+
+impl RoleSet {
+    /// The empty set (an anonymous session, or a user without roles).
+    #[must_use]
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Whether the set holds `role` (compared byte for byte).
+    #[must_use]
+    pub fn contains(&self, role: &str) -> bool {
+        self.0.binary_search_by(|r| (**r).cmp(role)).is_ok()
+    }
+
+    /// The roles in sorted order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.0.iter().map(|r| &**r)
+    }
+
+    /// Number of roles.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no role.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The roles as owned strings.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for RoleSet {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut owned: Vec<Arc<str>> = iter.into_iter().map(|r| Arc::from(r.as_ref())).collect();
+        owned.sort();
+        owned.dedup();
+        Self(owned.into())
+    }
+}
+
+impl fmt::Debug for RoleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for RoleSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for RoleSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Vec::<String>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
+/// The session data is not what it must be.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The stored text is not a JSON object.
+    #[error("session data is not a JSON object")]
+    NotAnObject(#[source] Option<serde_json::Error>),
+    /// A value could not be serialized or deserialized.
+    #[error("session value could not be (de)serialized")]
+    Serde(#[from] serde_json::Error),
+    /// The data would exceed the configured size limit.
+    #[error("session data would be {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// The size the data would have.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The application data of a session: a JSON object, kept as its text.
+///
+/// Keeping the text (shared, reference counted) means loading a session never parses or copies
+/// its data; it is parsed only when a handler reads a value. Stores keep and return the text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionData(Arc<str>);
+
+impl Default for SessionData {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl SessionData {
+    /// No data: `{}`.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self(Arc::from("{}"))
+    }
+
+    /// Takes JSON object text (from a store), checking that it is an object.
+    ///
+    /// # Errors
+    /// [`DataError::NotAnObject`] for anything but a JSON object.
+    pub fn from_json(text: impl Into<Arc<str>>) -> Result<Self, DataError> {
+        let text = text.into();
+        if &*text == "{}" {
+            return Ok(Self(text));
+        }
+        match serde_json::from_str::<&serde_json::value::RawValue>(&text) {
+            Ok(raw) if raw.get().trim_start().starts_with('{') => Ok(Self(text)),
+            Ok(_) => Err(DataError::NotAnObject(None)),
+            Err(e) => Err(DataError::NotAnObject(Some(e))),
+        }
+    }
+
+    /// Builds data from a parsed object.
+    ///
+    /// # Errors
+    /// Only if serialization fails, which it does not for a `Map`.
+    pub fn from_map(map: &Map<String, Value>) -> Result<Self, DataError> {
+        Ok(Self(Arc::from(serde_json::to_string(map)?)))
+    }
+
+    /// The JSON object text.
+    #[must_use]
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the object has no key.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        &*self.0 == "{}"
+    }
+
+    /// Size of the JSON text in bytes.
+    #[must_use]
+    pub fn len_bytes(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Parses the object.
+    ///
+    /// # Errors
+    /// [`DataError::NotAnObject`] if the text is not a JSON object.
+    pub fn to_map(&self) -> Result<Map<String, Value>, DataError> {
+        match serde_json::from_str::<Value>(&self.0) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(DataError::NotAnObject(None)),
+            Err(e) => Err(DataError::NotAnObject(Some(e))),
+        }
+    }
+
+    /// Applies key changes and returns the new data. `limit` caps the resulting size in bytes.
+    ///
+    /// # Errors
+    /// [`DataError::NotAnObject`] if the current text is corrupt, [`DataError::TooLarge`] if
+    /// the result would exceed `limit`.
+    pub fn apply(&self, changes: &DataChanges, limit: Option<usize>) -> Result<Self, DataError> {
+        if changes.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut map = if changes.clear {
+            Map::new()
+        } else {
+            self.to_map()?
+        };
+        for key in &changes.remove {
+            map.remove(key);
+        }
+        for (key, value) in &changes.set {
+            map.insert(key.clone(), value.clone());
+        }
+        let out = Self::from_map(&map)?;
+        if let Some(limit) = limit
+            && out.len_bytes() > limit
+        {
+            return Err(DataError::TooLarge {
+                size: out.len_bytes(),
+                limit,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Debug for SessionData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Data may hold personal information: show its size, not its content.
+        write!(f, "SessionData({} bytes)", self.0.len())
+    }
+}
+
+/// The data keys one request set or removed. Applied on top of the stored data, so concurrent
+/// requests that change different keys both keep their changes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DataChanges {
+    /// Remove every key first (then apply `set`).
+    pub clear: bool,
+    /// Keys to set, with their new values.
+    pub set: BTreeMap<String, Value>,
+    /// Keys to remove.
+    pub remove: BTreeSet<String>,
+}
+
+impl DataChanges {
+    /// Whether nothing changes.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        !self.clear && self.set.is_empty() && self.remove.is_empty()
+    }
+
+    /// Records that `key` is set to `value` (and no longer removed).
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        let key = key.into();
+        self.remove.remove(&key);
+        self.set.insert(key, value);
+    }
+
+    /// Records that `key` is removed.
+    pub fn remove(&mut self, key: impl Into<String>) {
+        let key = key.into();
+        self.set.remove(&key);
+        self.remove.insert(key);
+    }
+
+    /// Records that every key is removed.
+    pub fn clear(&mut self) {
+        self.clear = true;
+        self.set.clear();
+        self.remove.clear();
+    }
+}
+
+/// One server-side session.
+///
+/// Expiry is `min(last_seen_at + idle_timeout, absolute_expires_at)`, checked against the
+/// clock on every load whatever a store's cleanup has or has not done.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRecord {
+    /// SHA-256 of the token; the primary key.
+    pub key: SessionKey,
+    /// Public, non-secret name of the session.
+    pub handle: SessionHandle,
+    /// The signed-in user, `None` for an anonymous session.
+    pub user: Option<UserId>,
+    /// The authorization level.
+    pub roles: RoleSet,
+    /// Application data.
+    pub data: SessionData,
+    /// When the session was created.
+    pub created_at: Timestamp,
+    /// The last activity the server recorded.
+    pub last_seen_at: Timestamp,
+    /// When the user last proved their credentials (`None` for anonymous sessions).
+    pub authenticated_at: Option<Timestamp>,
+    /// Inactivity after which the session ends.
+    pub idle_timeout: Duration,
+    /// The instant after which the session ends whatever the activity.
+    pub absolute_expires_at: Timestamp,
+    /// The client's `User-Agent`, truncated, for "your sessions" pages.
+    pub user_agent: Option<String>,
+    /// Incremented by every save; for optimistic concurrency.
+    pub version: u64,
+}
+
+impl SessionRecord {
+    /// A fresh anonymous record created at `now`, with no data and version 0.
+    #[must_use]
+    pub fn new(
+        key: SessionKey,
+        handle: SessionHandle,
+        now: Timestamp,
+        idle_timeout: Duration,
+        absolute_timeout: Duration,
+    ) -> Self {
+        Self {
+            key,
+            handle,
+            user: None,
+            roles: RoleSet::empty(),
+            data: SessionData::empty(),
+            created_at: now,
+            last_seen_at: now,
+            authenticated_at: None,
+            idle_timeout,
+            absolute_expires_at: now + absolute_timeout,
+            user_agent: None,
+            version: 0,
+        }
+    }
+
+    /// When the session ends: `min(last_seen_at + idle_timeout, absolute_expires_at)`.
+    #[must_use]
+    pub fn expires_at(&self) -> Timestamp {
+        (self.last_seen_at + self.idle_timeout).min(self.absolute_expires_at)
+    }
+
+    /// Whether the session is still alive at `now` (it ends at [`expires_at`](Self::expires_at)).
+    #[must_use]
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        now < self.expires_at()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::SessionToken;
+
+    #[test]
+    fn expiry_is_min_of_idle_and_absolute() {
+        let key = SessionToken::generate().expect("rng").key();
+        let mut r = SessionRecord {
+            key,
+            handle: SessionHandle::from_bytes([0; 16]),
+            user: None,
+            roles: RoleSet::empty(),
+            data: SessionData::empty(),
+            created_at: Timestamp::from_unix(1000),
+            last_seen_at: Timestamp::from_unix(1000),
+            authenticated_at: None,
+            idle_timeout: Duration::from_secs(100),
+            absolute_expires_at: Timestamp::from_unix(1050),
+            user_agent: None,
+            version: 0,
+        };
+        assert_eq!(r.expires_at(), Timestamp::from_unix(1050));
+        r.absolute_expires_at = Timestamp::from_unix(5000);
+        assert_eq!(r.expires_at(), Timestamp::from_unix(1100));
+        assert!(r.is_live(Timestamp::from_unix(1099)));
+        assert!(!r.is_live(Timestamp::from_unix(1100)));
+    }
+
+    #[test]
+    fn data_apply_merges_and_limits() {
+        let d = SessionData::from_json(r#"{"a":1,"b":2}"#).expect("object");
+        let mut c = DataChanges::default();
+        c.insert("c", Value::from("x"));
+        c.remove("a");
+        let d2 = d.apply(&c, None).expect("apply");
+        let m = d2.to_map().expect("map");
+        assert_eq!(m.get("b"), Some(&Value::from(2)));
+        assert_eq!(m.get("c"), Some(&Value::from("x")));
+        assert!(!m.contains_key("a"));
+        let mut big = DataChanges::default();
+        big.insert("k", Value::from("x".repeat(100)));
+        assert!(matches!(
+            d.apply(&big, Some(64)),
+            Err(DataError::TooLarge { .. })
+        ));
+        assert!(SessionData::from_json("[1]").is_err());
+        assert!(SessionData::from_json("{").is_err());
+    }
+
+    #[test]
+    fn roles_are_sorted_and_deduplicated() {
+        let r: RoleSet = ["b", "a", "b"].into_iter().collect();
+        assert_eq!(r.to_vec(), ["a", "b"]);
+        assert!(r.contains("a") && !r.contains("A"));
+        let json = serde_json::to_string(&r).expect("ser");
+        assert_eq!(json, r#"["a","b"]"#);
+    }
+}

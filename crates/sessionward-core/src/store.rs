@@ -1,0 +1,153 @@
+//! The store contract.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::StoreError;
+use crate::record::{DataChanges, RoleSet, SessionRecord, Timestamp, UserId};
+use crate::token::{SessionHandle, SessionKey};
+
+/// What one request changed in a session, applied by [`SessionStore::save`] on top of the
+/// stored record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangeSet {
+    /// Data keys set and removed.
+    pub data: DataChanges,
+    /// New roles (a privilege change).
+    pub roles: Option<RoleSet>,
+    /// New `last_seen_at`; only ever moves forward.
+    pub last_seen_at: Option<Timestamp>,
+    /// New absolute expiry ("remember me" or a shorter step-up lifetime).
+    pub absolute_expires_at: Option<Timestamp>,
+    /// New idle timeout.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl ChangeSet {
+    /// Whether the change set changes nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty() && !self.is_structural() && self.last_seen_at.is_none()
+    }
+
+    /// Whether the change set touches more than data keys and activity: such a change is
+    /// applied only if the record still has the version the request read
+    /// ([`SaveOutcome::Conflict`] otherwise).
+    #[must_use]
+    pub fn is_structural(&self) -> bool {
+        self.roles.is_some() || self.absolute_expires_at.is_some() || self.idle_timeout.is_some()
+    }
+}
+
+/// The result of [`SessionStore::save`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Applied; the record now has this version.
+    Saved {
+        /// The record's new version.
+        version: u64,
+    },
+    /// The record no longer exists (logged out, revoked, rotated away or expired). Nothing was
+    /// written and nothing was recreated.
+    Gone,
+    /// A structural change was refused because the record changed since it was read.
+    Conflict {
+        /// The version the record has now.
+        current_version: u64,
+    },
+}
+
+/// The result of [`SessionStore::rotate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The old record is gone and the new one exists.
+    Rotated,
+    /// The old record was already gone (another request rotated or deleted it first); nothing
+    /// was created.
+    Gone,
+}
+
+/// Where sessions live. One object-safe async trait, used as `Arc<dyn SessionStore>`.
+///
+/// Every operation is atomic with respect to the others. Stores only ever see
+/// [`SessionKey`]s, never tokens. Operations that read take `now` so that expiry is decided by
+/// the caller's (injected) clock: an expired record is treated as absent everywhere, whatever
+/// the store's own cleanup has done.
+///
+/// The `sessionward-conformance` crate holds one suite that every implementation must pass.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// Inserts `record` only if no record has its key.
+    ///
+    /// # Errors
+    /// [`StoreError::Collision`] if the key exists (never an overwrite);
+    /// [`StoreError::CapacityExceeded`] or [`StoreError::UserLimitReached`] when bounded.
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// The live record under `key`, or `None` if there is none or it expired at `now`.
+    async fn load(&self, key: &SessionKey, now: Timestamp)
+    -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Applies one request's `changes` to the live record under `key`.
+    ///
+    /// Data keys are merged into the current record, so concurrent saves that change different
+    /// keys all survive. Structural changes (roles, lifetime) are applied only when the record's
+    /// version is still `expected_version`. A record that is gone or expired at `now` is never
+    /// recreated: the answer is [`SaveOutcome::Gone`]. Every applied save increments the
+    /// version.
+    async fn save(
+        &self,
+        key: &SessionKey,
+        expected_version: u64,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError>;
+
+    /// Records activity: moves `last_seen_at` forward to `now`. Returns `false` if the record
+    /// is gone or expired at `now`.
+    async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Atomically deletes the record under `old` and creates `new` (a new ID for the same
+    /// session, after sign-in or a privilege change). If `old` is already gone nothing is
+    /// created ([`RotateOutcome::Gone`]), so concurrent rotations leave exactly one successor.
+    ///
+    /// # Errors
+    /// [`StoreError::Collision`] if `new.key` exists; the old record is then left in place.
+    async fn rotate(
+        &self,
+        old: &SessionKey,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError>;
+
+    /// Deletes the record under `key`; `true` if one existed.
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError>;
+
+    /// Deletes every session of `user` except the one under `except`; returns how many.
+    async fn delete_by_user(
+        &self,
+        user: &UserId,
+        except: Option<&SessionKey>,
+    ) -> Result<u64, StoreError>;
+
+    /// The live sessions of `user`, oldest first.
+    async fn list_by_user(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Gives every session of `user` the roles `roles`; returns how many sessions changed.
+    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError>;
+
+    /// Deletes the session named `handle` if, and only if, it belongs to `user`.
+    /// Returns `false` for an unknown handle and for another user's handle alike.
+    async fn delete_by_handle(
+        &self,
+        user: &UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes up to `limit` records that expired at or before `now`; returns how many.
+    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,327 @@
+//! The session identifier: [`SessionToken`] (the secret the client holds), [`SessionKey`] (its
+//! SHA-256, the only form a store sees) and [`SessionHandle`] (a public, non-secret name for a
+//! session, shown on "your sessions" pages).
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::TryRngCore as _;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+
+/// Length in bytes of the random part of a [`SessionToken`].
+pub const TOKEN_BYTES: usize = 32;
+/// Length in characters of an encoded [`SessionToken`] (unpadded base64url of 32 bytes).
+pub const TOKEN_LEN: usize = 43;
+/// Length in bytes of a [`SessionHandle`].
+pub const HANDLE_BYTES: usize = 16;
+/// Length in characters of an encoded [`SessionHandle`].
+pub const HANDLE_LEN: usize = 22;
+
+/// The operating system's random number generator failed.
+///
+/// Nothing falls back to a weaker source: the request that needed an ID fails (SEC-01).
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RngError(#[source] rand::rand_core::OsError);
+
+fn fill_random(buf: &mut [u8]) -> Result<(), RngError> {
+    OsRng.try_fill_bytes(buf).map_err(RngError)
+}
+
+/// Returns `true` for the 64 characters of the base64url alphabet.
+const fn is_base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Decodes exactly `N` bytes from `input` only if `input` is the canonical unpadded base64url
+/// encoding of them: the right length, the alphabet, and zero spare bits.
+fn decode_canonical<const N: usize>(input: &[u8], encoded_len: usize) -> Option<[u8; N]> {
+    if input.len() != encoded_len || !input.iter().all(|&b| is_base64url(b)) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    // The engine rejects non-zero trailing bits (it is configured with
+    // `decode_allow_trailing_bits(false)`), so an alias of a valid value is refused.
+    match URL_SAFE_NO_PAD.decode_slice(input, &mut out) {
+        Ok(n) if n == N => Some(out),
+        _ => None,
+    }
+}
+
+/// The secret session identifier that the client presents: 256 bits from the operating
+/// system's CSPRNG, carried as 43 characters of unpadded base64url.
+///
+/// The type is opaque on purpose: the field is private, [`Debug`] prints
+/// `SessionToken(REDACTED)`, and there is no `Display` and no serde support, so a token cannot
+/// end up in a log line or a serialized struct by accident. Stores never see it; they see its
+/// [`SessionKey`].
+///
+/// ```
+/// use sessionward_core::SessionToken;
+///
+/// let token = SessionToken::generate().expect("the OS RNG works");
+/// let text = token.expose();
+/// assert_eq!(text.len(), 43);
+/// assert_eq!(SessionToken::parse(&text).map(|t| t.key()), Some(token.key()));
+/// assert_eq!(format!("{token:?}"), "SessionToken(REDACTED)");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken {
+    bytes: [u8; TOKEN_BYTES],
+}
+
+impl SessionToken {
+    /// Draws a new token from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    /// [`RngError`] when the OS generator fails; there is no fallback.
+    pub fn generate() -> Result<Self, RngError> {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        fill_random(&mut bytes)?;
+        Ok(Self { bytes })
+    }
+
+    /// Parses a presented value strictly: exactly 43 characters of the base64url alphabet
+    /// whose two spare bits are zero. Anything else is `None` (the request has no session).
+    ///
+    /// Parsing never touches a store, so malformed input costs no lookup (SEC-10).
+    #[must_use]
+    pub fn parse(input: &str) -> Option<Self> {
+        Self::parse_bytes(input.as_bytes())
+    }
+
+    /// Like [`SessionToken::parse`], for raw header bytes (which may not be UTF-8).
+    #[must_use]
+    pub fn parse_bytes(input: &[u8]) -> Option<Self> {
+        decode_canonical::<TOKEN_BYTES>(input, TOKEN_LEN).map(|bytes| Self { bytes })
+    }
+
+    /// The value to hand to the client (cookie value or bearer token).
+    ///
+    /// This is the only way to read the secret; call it only where the value goes to the
+    /// client that owns it.
+    #[must_use]
+    pub fn expose(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.bytes)
+    }
+
+    /// The SHA-256 of the token: the key under which stores keep the session.
+    #[must_use]
+    pub fn key(&self) -> SessionKey {
+        SessionKey(Sha256::digest(self.bytes).into())
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken(REDACTED)")
+    }
+}
+
+/// The SHA-256 digest of a [`SessionToken`]: what stores use as the primary key.
+///
+/// A leaked table, backup or log line holding keys cannot be replayed as a session, and
+/// lookups by digest do not compare secrets byte by byte (SEC-29, SEC-30). `Debug` shows only
+/// the first four bytes in hex, which is enough to correlate log lines.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    /// Wraps 32 bytes read back from a store.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Reads a key from a slice; `None` unless it is exactly 32 bytes.
+    #[must_use]
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self)
+    }
+
+    /// The 32 digest bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex of the whole digest (64 characters), for stores that key by text.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// Lowercase hex of the first four bytes: a log-safe correlation id.
+    #[must_use]
+    pub fn short(&self) -> String {
+        hex(&self.0[..4])
+    }
+
+    /// The first eight bytes as an integer; uniformly distributed, so stores may use it as a
+    /// hash without hashing again.
+    #[must_use]
+    pub fn prefix_u64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(b)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({}…)", self.short())
+    }
+}
+
+/// A public, non-secret name for one session: 128 random bits as 22 base64url characters.
+///
+/// "Your sessions" pages show handles and end sessions by handle; a handle never grants
+/// access, and ending a session by handle is scoped to its owner
+/// ([`SessionStore::delete_by_handle`](crate::SessionStore::delete_by_handle)).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionHandle([u8; HANDLE_BYTES]);
+
+impl SessionHandle {
+    /// Draws a new random handle.
+    ///
+    /// # Errors
+    /// [`RngError`] when the OS generator fails.
+    pub fn generate() -> Result<Self, RngError> {
+        let mut bytes = [0u8; HANDLE_BYTES];
+        fill_random(&mut bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// Parses the 22-character form strictly (canonical base64url).
+    #[must_use]
+    pub fn parse(input: &str) -> Option<Self> {
+        decode_canonical::<HANDLE_BYTES>(input.as_bytes(), HANDLE_LEN).map(Self)
+    }
+
+    /// Wraps 16 bytes read back from a store.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; HANDLE_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 16 raw bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; HANDLE_BYTES] {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; HANDLE_LEN];
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(self.0, &mut buf)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionHandle({self})")
+    }
+}
+
+impl Serialize for SessionHandle {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionHandle {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&s).ok_or_else(|| serde::de::Error::custom("invalid session handle"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trips_and_hashes() {
+        let t = SessionToken::generate().expect("rng");
+        let s = t.expose();
+        assert_eq!(s.len(), TOKEN_LEN);
+        assert!(s.bytes().all(is_base64url));
+        let back = SessionToken::parse(&s).expect("parses");
+        assert_eq!(back, t);
+        assert_eq!(back.key(), t.key());
+        assert_ne!(t.key().as_bytes(), &t.bytes);
+    }
+
+    #[test]
+    fn non_canonical_alias_is_refused() {
+        let t = SessionToken::generate().expect("rng");
+        let s = t.expose();
+        // The last character carries 4 data bits and 2 spare bits; flipping a spare bit gives
+        // an alias that a lenient decoder would map to the same bytes.
+        let last = s.as_bytes()[TOKEN_LEN - 1];
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let idx = alphabet.iter().position(|&c| c == last).expect("in alphabet");
+        let alias = alphabet[idx ^ 1];
+        let mut bad = s.clone().into_bytes();
+        bad[TOKEN_LEN - 1] = alias;
+        assert!(SessionToken::parse_bytes(&bad).is_none());
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        let t = SessionToken::generate().expect("rng").expose();
+        for bad in [
+            String::new(),
+            "a".into(),
+            t[..42].to_string(),
+            format!("{t}A"),
+            format!("{t}="),
+            format!("\"{}\"", &t[..41]),
+            t.replace(|c: char| c == '-' || c == '_', "+"),
+            "%41".repeat(14) + "A",
+            "A".repeat(4096),
+        ] {
+            if bad != t {
+                assert!(SessionToken::parse(&bad).is_none(), "accepted {bad:?}");
+            }
+        }
+        assert!(SessionToken::parse_bytes(&[0xff; TOKEN_LEN]).is_none());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let t = SessionToken::generate().expect("rng");
+        let d = format!("{t:?}");
+        assert_eq!(d, "SessionToken(REDACTED)");
+        assert!(!format!("{:?}", t.key()).contains(&t.expose()));
+        assert_eq!(format!("{:?}", t.key()).len(), "SessionKey(…)".len() + 8);
+    }
+
+    #[test]
+    fn handle_round_trips() {
+        let h = SessionHandle::generate().expect("rng");
+        let s = h.to_string();
+        assert_eq!(s.len(), HANDLE_LEN);
+        assert_eq!(SessionHandle::parse(&s), Some(h));
+        let json = serde_json::to_string(&h).expect("ser");
+        assert_eq!(serde_json::from_str::<SessionHandle>(&json).expect("de"), h);
+        assert!(SessionHandle::parse("not-a-handle").is_none());
+    }
+}
