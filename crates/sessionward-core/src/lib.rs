@@ -47,12 +47,11 @@ mod token;
 
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::StoreError;
-pub use record::{
-    DataChanges, DataError, RoleSet, SessionData, SessionRecord, Timestamp, UserId,
-};
+pub use record::{DataChanges, DataError, RoleSet, SessionData, SessionRecord, Timestamp, UserId};
 pub use store::{ChangeSet, RotateOutcome, SaveOutcome, SessionStore};
 pub use token::{
-    HANDLE_BYTES, HANDLE_LEN, RngError, SessionHandle, SessionKey, SessionToken, TOKEN_BYTES, TOKEN_LEN,
+    HANDLE_BYTES, HANDLE_LEN, RngError, SessionHandle, SessionKey, SessionToken, TOKEN_BYTES,
+    TOKEN_LEN,
 };
 
 /// Re-exported so that stores and apps name the same `async_trait`.

@@ -34,7 +34,8 @@ impl Timestamp {
     /// This instant as an [`time::OffsetDateTime`] in UTC (for SQL drivers and formatting).
     #[must_use]
     pub fn to_offset_date_time(self) -> time::OffsetDateTime {
-        time::OffsetDateTime::from_unix_timestamp(self.0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        time::OffsetDateTime::from_unix_timestamp(self.0)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     }
 
     /// The timestamp of an [`time::OffsetDateTime`], truncated to whole seconds.
@@ -205,7 +206,9 @@ impl Serialize for RoleSet {
 
 impl<'de> Deserialize<'de> for RoleSet {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Vec::<String>::deserialize(deserializer)?.into_iter().collect())
+        Ok(Vec::<String>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }
 

@@ -85,8 +85,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError>;
 
     /// The live record under `key`, or `None` if there is none or it expired at `now`.
-    async fn load(&self, key: &SessionKey, now: Timestamp)
-    -> Result<Option<SessionRecord>, StoreError>;
+    async fn load(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Applies one request's `changes` to the live record under `key`.
     ///

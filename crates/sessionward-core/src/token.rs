@@ -277,9 +277,12 @@ mod tests {
         // an alias that a lenient decoder would map to the same bytes.
         let last = s.as_bytes()[TOKEN_LEN - 1];
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let idx = alphabet.iter().position(|&c| c == last).expect("in alphabet");
+        let idx = alphabet
+            .iter()
+            .position(|&c| c == last)
+            .expect("in alphabet");
         let alias = alphabet[idx ^ 1];
-        let mut bad = s.clone().into_bytes();
+        let mut bad = s.into_bytes();
         bad[TOKEN_LEN - 1] = alias;
         assert!(SessionToken::parse_bytes(&bad).is_none());
     }
@@ -294,7 +297,7 @@ mod tests {
             format!("{t}A"),
             format!("{t}="),
             format!("\"{}\"", &t[..41]),
-            t.replace(|c: char| c == '-' || c == '_', "+"),
+            t.replace(['-', '_'], "+"),
             "%41".repeat(14) + "A",
             "A".repeat(4096),
         ] {

@@ -1,0 +1,276 @@
+//! MemoryStore: the conformance suite, and what is particular to the memory store (bounds,
+//! the sweeper).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessionward_core::{
+    Clock as _, SessionHandle, SessionRecord, SessionStore, SessionToken, StoreError, TestClock,
+    Timestamp, UserId,
+};
+use sessionward_memory::{MemoryStore, PerUserLimit};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance() {
+    sessionward_conformance::run_all(|| async {
+        Arc::new(MemoryStore::builder().without_sweeper().build()) as Arc<dyn SessionStore>
+    })
+    .await;
+}
+
+fn record(user: Option<&str>, at: Timestamp) -> SessionRecord {
+    let mut r = SessionRecord::new(
+        SessionToken::generate().expect("rng").key(),
+        SessionHandle::generate().expect("rng"),
+        at,
+        Duration::from_secs(60),
+        Duration::from_secs(3600),
+    );
+    r.user = user.map(UserId::from);
+    r
+}
+
+#[tokio::test]
+async fn total_bound_refuses_with_capacity_error() {
+    let store = MemoryStore::builder()
+        .max_sessions(3)
+        .without_sweeper()
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    for _ in 0..3 {
+        store.create(&record(None, t)).await.expect("room");
+    }
+    let err = store.create(&record(None, t)).await.expect_err("full");
+    assert!(
+        matches!(err, StoreError::CapacityExceeded { limit: 3 }),
+        "{err:?}"
+    );
+    assert!(err.is_capacity());
+    assert_eq!(store.len(), 3);
+    // Deleting one makes room again.
+    let r = record(None, t);
+    assert!(store.create(&r).await.is_err());
+    assert_eq!(
+        store
+            .delete_expired(t + Duration::from_secs(60), 10)
+            .await
+            .expect("sweep"),
+        3
+    );
+    store.create(&r).await.expect("room after the sweep");
+}
+
+#[tokio::test]
+async fn per_user_bound_evicts_the_oldest() {
+    let store = MemoryStore::builder()
+        .max_sessions_per_user(2, PerUserLimit::EvictOldest)
+        .without_sweeper()
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    let first = record(Some("alice"), t);
+    let second = record(Some("alice"), t + Duration::from_secs(1));
+    let third = record(Some("alice"), t + Duration::from_secs(2));
+    let bob = record(Some("bob"), t);
+    for r in [&first, &second, &bob, &third] {
+        store.create(r).await.expect("create");
+    }
+    let now = t + Duration::from_secs(2);
+    assert!(
+        store.load(&first.key, now).await.expect("load").is_none(),
+        "oldest not evicted"
+    );
+    assert!(store.load(&second.key, now).await.expect("load").is_some());
+    assert!(store.load(&third.key, now).await.expect("load").is_some());
+    assert!(store.load(&bob.key, now).await.expect("load").is_some());
+    assert_eq!(
+        store
+            .list_by_user(&"alice".into(), now)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert_eq!(store.len(), 3);
+}
+
+#[tokio::test]
+async fn per_user_bound_can_refuse() {
+    let store = MemoryStore::builder()
+        .max_sessions_per_user(1, PerUserLimit::Refuse)
+        .without_sweeper()
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    let first = record(Some("alice"), t);
+    store.create(&first).await.expect("create");
+    let err = store
+        .create(&record(Some("alice"), t))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, StoreError::UserLimitReached { limit: 1 }),
+        "{err:?}"
+    );
+    assert!(store.load(&first.key, t).await.expect("load").is_some());
+    // An expired session does not count against the bound.
+    let later = t + Duration::from_secs(61);
+    store
+        .create(&record(Some("alice"), later))
+        .await
+        .expect("room after expiry");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweeper_deletes_expired_and_stops_when_dropped() {
+    let clock = TestClock::new(Timestamp::from_unix(1_000_000));
+    let store = MemoryStore::builder()
+        .sweep_interval(Duration::from_secs(60))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let status = store.sweeper();
+    assert!(status.is_running());
+    let live = record(None, clock.now());
+    store
+        .create(&record(None, clock.now()))
+        .await
+        .expect("create");
+    store
+        .create(&record(Some("alice"), clock.now()))
+        .await
+        .expect("create");
+    // Idle timeout is 60 s; move the session clock past it but keep `live` alive.
+    clock.advance(Duration::from_secs(61));
+    let mut live = live;
+    live.created_at = clock.now();
+    live.last_seen_at = clock.now();
+    store.create(&live).await.expect("create");
+    assert_eq!(store.len(), 3);
+    // Let the sweeper's interval elapse (paused Tokio time advances on its own when idle).
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(
+        store.len(),
+        1,
+        "sweeper did not delete the expired sessions"
+    );
+    assert!(
+        store
+            .load(&live.key, clock.now())
+            .await
+            .expect("load")
+            .is_some()
+    );
+    drop(store);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !status.is_running(),
+        "sweeper still running after the store was dropped"
+    );
+}
+
+#[test]
+fn built_outside_a_runtime_has_no_sweeper() {
+    let store = MemoryStore::new();
+    assert!(!store.sweeper().is_running());
+}
+
+/// The suite must catch a broken store: a wrapper that lets `save` recreate deleted records
+/// and ignores `delete_by_user`'s exception fails exactly those cases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_catches_a_broken_store() {
+    use sessionward_core::{ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionKey};
+
+    #[derive(Debug)]
+    struct Broken(MemoryStore);
+
+    #[sessionward_core::async_trait]
+    impl SessionStore for Broken {
+        async fn create(&self, r: &SessionRecord) -> Result<(), StoreError> {
+            self.0.create(r).await
+        }
+        async fn load(
+            &self,
+            k: &SessionKey,
+            now: Timestamp,
+        ) -> Result<Option<SessionRecord>, StoreError> {
+            self.0.load(k, now).await
+        }
+        async fn save(
+            &self,
+            k: &SessionKey,
+            v: u64,
+            c: &ChangeSet,
+            now: Timestamp,
+        ) -> Result<SaveOutcome, StoreError> {
+            match self.0.save(k, v, c, now).await? {
+                // The classic bug: "upsert" a record that is gone.
+                SaveOutcome::Gone => {
+                    let mut r = record(None, now);
+                    r.key = *k;
+                    self.0.create(&r).await?;
+                    Ok(SaveOutcome::Saved { version: 1 })
+                }
+                other => Ok(other),
+            }
+        }
+        async fn touch(&self, k: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
+            self.0.touch(k, now).await
+        }
+        async fn rotate(
+            &self,
+            o: &SessionKey,
+            n: &SessionRecord,
+            now: Timestamp,
+        ) -> Result<RotateOutcome, StoreError> {
+            self.0.rotate(o, n, now).await
+        }
+        async fn delete(&self, k: &SessionKey) -> Result<bool, StoreError> {
+            self.0.delete(k).await
+        }
+        async fn delete_by_user(
+            &self,
+            u: &UserId,
+            _except: Option<&SessionKey>,
+        ) -> Result<u64, StoreError> {
+            self.0.delete_by_user(u, None).await
+        }
+        async fn list_by_user(
+            &self,
+            u: &UserId,
+            now: Timestamp,
+        ) -> Result<Vec<SessionRecord>, StoreError> {
+            self.0.list_by_user(u, now).await
+        }
+        async fn set_roles_for_user(&self, u: &UserId, r: &RoleSet) -> Result<u64, StoreError> {
+            self.0.set_roles_for_user(u, r).await
+        }
+        async fn delete_by_handle(
+            &self,
+            u: &UserId,
+            h: &SessionHandle,
+        ) -> Result<bool, StoreError> {
+            self.0.delete_by_handle(u, h).await
+        }
+        async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
+            self.0.delete_expired(now, limit).await
+        }
+    }
+
+    let report = sessionward_conformance::run_cases(sessionward_conformance::CASES, || async {
+        Arc::new(Broken(MemoryStore::builder().without_sweeper().build())) as Arc<dyn SessionStore>
+    })
+    .await;
+    let failed: Vec<_> = report.failed.iter().map(|(name, _)| *name).collect();
+    assert!(sessionward_conformance::CASES.len() >= 30);
+    for expected in [
+        "save_after_delete_is_gone_and_recreates_nothing",
+        "save_after_expiry_is_gone",
+        "save_racing_delete_never_resurrects",
+        "delete_by_user_keeps_the_excepted_key",
+    ] {
+        assert!(
+            failed.contains(&expected),
+            "{expected} did not fail; failed: {failed:?}"
+        );
+    }
+}
