@@ -1,0 +1,65 @@
+//! `PostgresStore`: sessionward's session store in PostgreSQL, on [sqlx](https://docs.rs/sqlx).
+//!
+//! For several app processes or hosts sharing one set of sessions: logout and revocation take
+//! effect everywhere at once, and a read-only request costs one statement.
+//!
+//! - **Hashed keys.** Rows are keyed by the SHA-256 of the session token (`bytea`); the token
+//!   never reaches the database, so a leaked table or backup cannot be replayed (SEC-29).
+//! - **Atomic operations.** Create is `INSERT .. ON CONFLICT DO NOTHING` checked by its row
+//!   count; a save applies the request's data-key changes in SQL on top of the current row, so
+//!   concurrent requests that change different keys all keep their changes, checks the version
+//!   only for structural changes (roles, lifetime), and never recreates a row that is gone
+//!   (SEC-31); a rotation is one transaction.
+//! - **Indexed.** Key (primary key), user and expiry each have an index; `load` filters
+//!   `expires_at > now` and the sweeper deletes in batches through the expiry index (SEC-23).
+//! - **Bind parameters only**; every statement is static text (SEC-32).
+//! - **Bounded.** Every operation fails with a typed [`StoreError`] within its
+//!   [operation timeout](PostgresStoreBuilder::operation_timeout) when the server is gone.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sessionward_postgres::PostgresStore;
+//! use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The application's pool, with bounded waits: a dead server is an error, not a hang.
+//! let options: PgConnectOptions = std::env::var("DATABASE_URL")?.parse()?;
+//! let pool = PgPoolOptions::new()
+//!     .max_connections(10)
+//!     .acquire_timeout(Duration::from_secs(3))
+//!     .connect_lazy_with(options.options([("statement_timeout", "5s")]));
+//!
+//! // The store, its schema (safe to run from every instance at start-up), and a background
+//! // sweeper that deletes expired rows every 60 s until the store is dropped.
+//! let store = PostgresStore::new(pool);
+//! store.migrate().await?;
+//!
+//! // Or tuned:
+//! # let pool = store.pool().clone();
+//! let tuned = PostgresStore::builder(pool)
+//!     .operation_timeout(Duration::from_secs(2))
+//!     .sweep_interval(Duration::from_secs(300))
+//!     .build();
+//! # let _ = tuned;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Hand the store to the session layer as an `Arc<dyn SessionStore>`.
+//!
+//! # Schema, sizing and cleanup
+//!
+//! The table, what each column holds, how big rows get and how to size the pool and the sweeper
+//! are described in `docs/stores.md` of the repository, which also shows how to write a store
+//! of your own against the conformance suite.
+#![forbid(unsafe_code)]
+
+mod row;
+mod sql;
+mod store;
+
+pub use sessionward_core::StoreError;
+pub use store::{MIGRATIONS_TABLE, PostgresStore, PostgresStoreBuilder, SweeperStatus};

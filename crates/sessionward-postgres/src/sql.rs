@@ -1,0 +1,134 @@
+//! Every statement the store sends. All are static text with bind parameters only (SEC-32);
+//! the table is found through the connection's `search_path`, never through an identifier
+//! spliced into SQL.
+
+// Idle timeouts longer than 100 years (3155760000 s) count as 100 years when `expires_at` is
+// computed, which keeps `last_seen_at + idle` inside PostgreSQL's timestamp range; the stored
+// `idle_timeout_secs` keeps the exact value.
+
+/// The columns of a record, in the order [`crate::row`] decodes them.
+macro_rules! record_columns {
+    () => {
+        "key, handle, user_id, roles, data::text AS data, created_at, last_seen_at, \
+         authenticated_at, idle_timeout_secs, absolute_expires_at, user_agent, version"
+    };
+}
+
+/// Inserts a record unless its key exists.
+///
+/// `$1` key, `$2` handle, `$3` user, `$4` roles, `$5` data (JSON text), `$6` created_at,
+/// `$7` last_seen_at, `$8` authenticated_at, `$9` idle_timeout_secs, `$10`
+/// absolute_expires_at, `$11` user_agent, `$12` version.
+pub(crate) const CREATE: &str = "\
+INSERT INTO sessionward_sessions (key, handle, user_id, roles, data, created_at, last_seen_at, \
+    authenticated_at, idle_timeout_secs, absolute_expires_at, expires_at, user_agent, version) \
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, \
+    LEAST($7 + LEAST($9, 3155760000) * interval '1 second', $10), $11, $12) \
+ON CONFLICT (key) DO NOTHING";
+
+/// The live record under `$1` at `$2`.
+pub(crate) const LOAD: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM sessionward_sessions WHERE key = $1 AND expires_at > $2"
+);
+
+/// Applies a change set in one statement.
+///
+/// `$1` key, `$2` now, `$3` structural (apply only at the expected version), `$4` expected
+/// version, `$5` clear the data first, `$6` data keys to remove (`text[]`), `$7` data keys to
+/// set (a JSON object), `$8` new roles or NULL, `$9` new last_seen_at or NULL, `$10` new
+/// absolute expiry or NULL, `$11` new idle timeout or NULL.
+///
+/// `cur` locks the live row (waiting for a concurrent writer, then reading its committed
+/// version); `upd` applies the changes on top of the newest row, so data-key changes of
+/// concurrent requests merge. The answer is (new version, current version): a new version means
+/// saved; only a current version means a structural change met another version; neither means
+/// the record is gone or expired.
+pub(crate) const SAVE: &str = "\
+WITH cur AS ( \
+    SELECT key, version FROM sessionward_sessions \
+    WHERE key = $1 AND expires_at > $2 \
+    FOR UPDATE \
+), upd AS ( \
+    UPDATE sessionward_sessions AS s SET \
+        data = ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb, \
+        roles = COALESCE($8::text[], s.roles), \
+        last_seen_at = GREATEST(s.last_seen_at, COALESCE($9, s.last_seen_at)), \
+        absolute_expires_at = COALESCE($10, s.absolute_expires_at), \
+        idle_timeout_secs = COALESCE($11, s.idle_timeout_secs), \
+        expires_at = LEAST( \
+            GREATEST(s.last_seen_at, COALESCE($9, s.last_seen_at)) \
+                + LEAST(COALESCE($11, s.idle_timeout_secs), 3155760000) * interval '1 second', \
+            COALESCE($10, s.absolute_expires_at)), \
+        version = s.version + 1 \
+    FROM cur \
+    WHERE s.key = cur.key AND (NOT $3 OR s.version = $4) \
+    RETURNING s.version \
+) \
+SELECT (SELECT version FROM upd) AS saved, (SELECT version FROM cur) AS current";
+
+/// Moves `last_seen_at` of the live record under `$1` forward to `$2`; writes only
+/// `last_seen_at` and `expires_at`.
+pub(crate) const TOUCH: &str = "\
+UPDATE sessionward_sessions SET \
+    last_seen_at = GREATEST(last_seen_at, $2), \
+    expires_at = LEAST( \
+        GREATEST(last_seen_at, $2) + LEAST(idle_timeout_secs, 3155760000) * interval '1 second', \
+        absolute_expires_at) \
+WHERE key = $1 AND expires_at > $2";
+
+/// Rotation, first step (inside a transaction): removes the old record (live or not) and says
+/// whether it was live at `$2`.
+pub(crate) const ROTATE_TAKE_OLD: &str =
+    "DELETE FROM sessionward_sessions WHERE key = $1 RETURNING expires_at > $2 AS live";
+
+/// Deletes the record under `$1`.
+pub(crate) const DELETE: &str = "DELETE FROM sessionward_sessions WHERE key = $1";
+
+/// Deletes the records of user `$1` except the one under `$2` (NULL: none excepted).
+pub(crate) const DELETE_BY_USER: &str = "\
+DELETE FROM sessionward_sessions \
+WHERE user_id = $1 AND user_id IS NOT NULL AND ($2::bytea IS NULL OR key <> $2)";
+
+/// The live records of user `$1` at `$2`, oldest first.
+pub(crate) const LIST_BY_USER: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM sessionward_sessions WHERE user_id = $1 AND user_id IS NOT NULL AND expires_at > $2 \
+     ORDER BY created_at, handle"
+);
+
+/// Gives every record of user `$1` the roles `$2`.
+pub(crate) const SET_ROLES_FOR_USER: &str = "\
+UPDATE sessionward_sessions SET roles = $2, version = version + 1 \
+WHERE user_id = $1 AND user_id IS NOT NULL";
+
+/// Deletes the record of user `$1` named `$2`.
+pub(crate) const DELETE_BY_HANDLE: &str = "\
+DELETE FROM sessionward_sessions \
+WHERE user_id = $1 AND user_id IS NOT NULL AND handle = $2";
+
+/// Deletes up to `$2` records that expired at or before `$1`, oldest expiry first, through the
+/// expiry index. Rows locked by a concurrent writer (a touch that may extend them, or another
+/// instance's sweeper) are skipped, never waited for and never deleted from under the writer.
+pub(crate) const DELETE_EXPIRED: &str = "\
+DELETE FROM sessionward_sessions WHERE key IN ( \
+    SELECT key FROM sessionward_sessions \
+    WHERE expires_at <= $1 \
+    ORDER BY expires_at \
+    LIMIT $2 \
+    FOR UPDATE SKIP LOCKED)";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_expiry_computation_clamps_the_idle_timeout() {
+        for sql in [super::CREATE, super::SAVE, super::TOUCH] {
+            let computed = sql.matches("* interval '1 second'").count();
+            let clamped = sql.matches("3155760000) * interval '1 second'").count();
+            assert!(computed > 0 && computed == clamped, "{sql}");
+        }
+    }
+
+}

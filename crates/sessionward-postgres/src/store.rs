@@ -1,0 +1,603 @@
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sessionward_core::{
+    ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey, SessionRecord,
+    SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
+};
+use sqlx::PgPool;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::Query;
+
+use crate::row::{map_err, record_from_row, secs, to_db, version_from_db, version_to_db};
+use crate::sql;
+
+/// The table that records which of this crate's migrations ran, in the schema the pool's
+/// `search_path` names first. Separate from `_sqlx_migrations`, so the application's own sqlx
+/// migrations and ours never see each other's.
+pub const MIGRATIONS_TABLE: &str = "_sessionward_migrations";
+
+/// Default bound on one store operation, see [`PostgresStoreBuilder::operation_timeout`].
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default sweeper period.
+const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Default number of rows one sweeper statement deletes.
+const DEFAULT_SWEEP_BATCH: usize = 1_000;
+
+/// A [`SessionStore`] in PostgreSQL, on the application's own [`PgPool`].
+///
+/// One table (`sessionward_sessions`, created by [`migrate`](Self::migrate)) keyed by the
+/// SHA-256 of the token; the token never reaches the database. Every operation is one
+/// statement, except [`rotate`](SessionStore::rotate), which is one transaction; a load is one
+/// round trip. Expired rows are never returned and are deleted by
+/// [`delete_expired`](SessionStore::delete_expired), which the optional background sweeper
+/// calls (on by default, every 60 s, stopping when the store is dropped).
+///
+/// The table is found through the pool's `search_path`: to keep sessions in their own schema,
+/// connect with `PgConnectOptions::options([("search_path", "sessions")])`.
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+    sweeper: SweeperStatus,
+}
+
+struct Inner {
+    pool: PgPool,
+    operation_timeout: Duration,
+    /// Dropped with the store, which wakes and ends the sweeper at once.
+    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool_size", &self.inner.pool.size())
+            .field("operation_timeout", &self.inner.operation_timeout)
+            .field("sweeper", &self.sweeper)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a [`PostgresStore`]'s background sweeper is running. Stays valid after the store is
+/// dropped, so a test can watch the sweeper stop.
+#[derive(Clone, Debug, Default)]
+pub struct SweeperStatus(Arc<AtomicBool>);
+
+impl SweeperStatus {
+    /// `true` while the sweeper task runs.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl PostgresStore {
+    /// A store on `pool` with the defaults: operations bounded to 10 s, and a background
+    /// sweeper every 60 s on the system clock if a Tokio runtime is running.
+    ///
+    /// Call [`migrate`](Self::migrate) once at start-up before using it.
+    #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        Self::builder(pool).build()
+    }
+
+    /// A builder for the operation timeout and the sweeper.
+    #[must_use]
+    pub fn builder(pool: PgPool) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            pool,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
+            sweep_batch: DEFAULT_SWEEP_BATCH,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Creates or upgrades the session table and its indexes (the SQL in this crate's
+    /// `migrations/`, embedded with `sqlx::migrate!`), in the first schema of the pool's
+    /// `search_path`.
+    ///
+    /// Safe to call from every instance at start-up at once: sqlx holds a PostgreSQL advisory
+    /// lock while it migrates, so one instance applies the migrations and the others wait, then
+    /// find them applied. Applied migrations are recorded in [`MIGRATIONS_TABLE`].
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] with the [`sqlx::migrate::MigrateError`] as its source.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        migrator
+            .run(&self.inner.pool)
+            .await
+            .map_err(StoreError::backend)
+    }
+
+    /// The pool the store uses.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Number of rows in the table: live sessions plus expired ones not yet swept.
+    ///
+    /// # Errors
+    /// As for any store operation.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        self.bounded(async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sessionward_sessions")
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// The state of the background sweeper.
+    #[must_use]
+    pub fn sweeper(&self) -> SweeperStatus {
+        self.sweeper.clone()
+    }
+
+    /// Runs `op` within the operation timeout.
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.inner.bounded(op).await
+    }
+}
+
+impl Inner {
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.operation_timeout, op).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(StoreError::Timeout(Some(Box::new(elapsed)))),
+        }
+    }
+
+    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.bounded(async {
+            let done = sqlx::query(sql::DELETE_EXPIRED)
+                .bind(to_db(now))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+}
+
+/// Builds a [`PostgresStore`].
+#[derive(Clone)]
+pub struct PostgresStoreBuilder {
+    pool: PgPool,
+    operation_timeout: Duration,
+    sweep_interval: Option<Duration>,
+    sweep_batch: usize,
+    clock: SharedClock,
+}
+
+impl fmt::Debug for PostgresStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStoreBuilder")
+            .field("operation_timeout", &self.operation_timeout)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("sweep_batch", &self.sweep_batch)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStoreBuilder {
+    /// The longest one store operation may take, waiting for a pooled connection included;
+    /// past it the operation fails with [`StoreError::Timeout`]. A last line of defence against
+    /// an unreachable server: also give the pool an `acquire_timeout` and the connections a
+    /// `statement_timeout`. Default: 10 s.
+    ///
+    /// ```no_run
+    /// # fn f(pool: sqlx::PgPool) {
+    /// use std::time::Duration;
+    /// let store = sessionward_postgres::PostgresStore::builder(pool)
+    ///     .operation_timeout(Duration::from_secs(2))
+    ///     .build();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often the background sweeper deletes expired rows. Default: 60 s.
+    ///
+    /// ```no_run
+    /// # fn f(pool: sqlx::PgPool) {
+    /// use std::time::Duration;
+    /// let store = sessionward_postgres::PostgresStore::builder(pool)
+    ///     .sweep_interval(Duration::from_secs(300))
+    ///     .build();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep_interval = Some(every.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// How many rows one sweeper statement deletes; a pass repeats it until fewer are left.
+    /// Default: 1,000.
+    ///
+    /// ```no_run
+    /// # fn f(pool: sqlx::PgPool) {
+    /// let store = sessionward_postgres::PostgresStore::builder(pool)
+    ///     .sweep_batch(5_000)
+    ///     .build();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn sweep_batch(mut self, rows: usize) -> Self {
+        self.sweep_batch = rows.max(1);
+        self
+    }
+
+    /// Turns the background sweeper off: expired sessions are still never loaded, but their
+    /// rows stay until something calls [`SessionStore::delete_expired`] (a cron job, or one
+    /// instance of a fleet that keeps its sweeper on).
+    ///
+    /// ```no_run
+    /// # fn f(pool: sqlx::PgPool) {
+    /// let store = sessionward_postgres::PostgresStore::builder(pool)
+    ///     .without_sweeper()
+    ///     .build();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn without_sweeper(mut self) -> Self {
+        self.sweep_interval = None;
+        self
+    }
+
+    /// The clock the sweeper reads. Default: the system clock.
+    ///
+    /// ```no_run
+    /// # fn f(pool: sqlx::PgPool) {
+    /// use std::sync::Arc;
+    /// use sessionward_core::TestClock;
+    /// let clock = TestClock::starting_now();
+    /// let store = sessionward_postgres::PostgresStore::builder(pool)
+    ///     .clock(Arc::new(clock.clone()))
+    ///     .build();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the store and, when a Tokio runtime is running and the sweeper is on, starts the
+    /// sweeper on it.
+    #[must_use]
+    pub fn build(self) -> PostgresStore {
+        let status = SweeperStatus::default();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let sweep = self.sweep_interval.zip(runtime);
+        let inner = Arc::new(Inner {
+            pool: self.pool,
+            operation_timeout: self.operation_timeout,
+            _shutdown: sweep.is_some().then_some(tx),
+        });
+        match sweep {
+            Some((every, runtime)) => {
+                status.0.store(true, Ordering::SeqCst);
+                runtime.spawn(sweeper(
+                    Arc::downgrade(&inner),
+                    Sweep {
+                        clock: self.clock,
+                        every,
+                        batch: self.sweep_batch,
+                    },
+                    rx,
+                    status.clone(),
+                ));
+            }
+            None if self.sweep_interval.is_some() => {
+                tracing::warn!(
+                    "PostgresStore built outside a Tokio runtime: no background sweeper; expired sessions are never loaded but their rows stay until delete_expired is called"
+                );
+            }
+            None => {}
+        }
+        PostgresStore {
+            inner,
+            sweeper: status,
+        }
+    }
+}
+
+struct Sweep {
+    clock: SharedClock,
+    every: Duration,
+    batch: usize,
+}
+
+async fn sweeper(
+    inner: Weak<Inner>,
+    sweep: Sweep,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+    status: SweeperStatus,
+) {
+    let mut tick = tokio::time::interval(sweep.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {}
+        }
+        let Some(inner) = inner.upgrade() else { break };
+        let now = sweep.clock.now();
+        let mut total = 0;
+        loop {
+            match inner.delete_expired(now, sweep.batch).await {
+                Ok(n) => {
+                    total += n;
+                    if n < sweep.batch as u64 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "session sweeper failed; retrying at the next tick");
+                    break;
+                }
+            }
+        }
+        drop(inner);
+        if total > 0 {
+            tracing::debug!(deleted = total, "session sweeper deleted expired sessions");
+        }
+    }
+    status.0.store(false, Ordering::SeqCst);
+}
+
+/// Binds a record's columns in the order of [`sql::CREATE`].
+fn bind_record<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    r: &SessionRecord,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(&r.key.as_bytes()[..])
+        .bind(&r.handle.as_bytes()[..])
+        .bind(r.user.as_ref().map(UserId::as_str))
+        .bind(r.roles.iter().collect::<Vec<_>>())
+        .bind(r.data.as_json())
+        .bind(to_db(r.created_at))
+        .bind(to_db(r.last_seen_at))
+        .bind(r.authenticated_at.map(to_db))
+        .bind(secs(r.idle_timeout))
+        .bind(to_db(r.absolute_expires_at))
+        .bind(r.user_agent.as_deref())
+        .bind(version_to_db(r.version))
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PostgresStore {
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.bounded(async {
+            let done = bind_record(sqlx::query(sql::CREATE), record)
+                .execute(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Collision);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.bounded(async {
+            let row = sqlx::query(sql::LOAD)
+                .bind(&key.as_bytes()[..])
+                .bind(to_db(now))
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        expected_version: u64,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError> {
+        let set = serde_json::to_string(&changes.data.set)
+            .map_err(|e| StoreError::Data(sessionward_core::DataError::from(e)))?;
+        let removed: Vec<&str> = changes.data.remove.iter().map(String::as_str).collect();
+        let roles: Option<Vec<&str>> = changes.roles.as_ref().map(|r| r.iter().collect());
+        self.bounded(async {
+            let (saved, current): (Option<i64>, Option<i64>) = sqlx::query_as(sql::SAVE)
+                .bind(&key.as_bytes()[..])
+                .bind(to_db(now))
+                .bind(changes.is_structural())
+                .bind(version_to_db(expected_version))
+                .bind(changes.data.clear)
+                .bind(&removed)
+                .bind(&set)
+                .bind(&roles)
+                .bind(changes.last_seen_at.map(to_db))
+                .bind(changes.absolute_expires_at.map(to_db))
+                .bind(changes.idle_timeout.map(secs))
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(match (saved, current) {
+                (Some(version), _) => SaveOutcome::Saved {
+                    version: version_from_db(version)?,
+                },
+                (None, Some(current)) => SaveOutcome::Conflict {
+                    current_version: version_from_db(current)?,
+                },
+                (None, None) => SaveOutcome::Gone,
+            })
+        })
+        .await
+    }
+
+    async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let done = sqlx::query(sql::TOUCH)
+                .bind(&key.as_bytes()[..])
+                .bind(to_db(now))
+                .execute(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn rotate(
+        &self,
+        old: &SessionKey,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.bounded(async {
+            let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
+            // Deleting the old row locks it: a concurrent rotation of the same record waits
+            // here and then finds nothing, so exactly one successor is created.
+            let live: Option<bool> = sqlx::query_scalar(sql::ROTATE_TAKE_OLD)
+                .bind(&old.as_bytes()[..])
+                .bind(to_db(now))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            match live {
+                None => {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(RotateOutcome::Gone);
+                }
+                Some(false) => {
+                    // Expired: keep the deletion (it was garbage anyway), create nothing.
+                    tx.commit().await.map_err(map_err)?;
+                    return Ok(RotateOutcome::Gone);
+                }
+                Some(true) => {}
+            }
+            let done = bind_record(sqlx::query(sql::CREATE), new)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if done.rows_affected() == 0 {
+                // Put the old record back: nothing changed.
+                tx.rollback().await.map_err(map_err)?;
+                return Err(StoreError::Collision);
+            }
+            tx.commit().await.map_err(map_err)?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let done = sqlx::query(sql::DELETE)
+                .bind(&key.as_bytes()[..])
+                .execute(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn delete_by_user(
+        &self,
+        user: &UserId,
+        except: Option<&SessionKey>,
+    ) -> Result<u64, StoreError> {
+        self.bounded(async {
+            let done = sqlx::query(sql::DELETE_BY_USER)
+                .bind(user.as_str())
+                .bind(except.map(|k| &k.as_bytes()[..]))
+                .execute(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn list_by_user(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.bounded(async {
+            let rows = sqlx::query(sql::LIST_BY_USER)
+                .bind(user.as_str())
+                .bind(to_db(now))
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            rows.iter().map(record_from_row).collect()
+        })
+        .await
+    }
+
+    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
+        self.bounded(async {
+            let done = sqlx::query(sql::SET_ROLES_FOR_USER)
+                .bind(user.as_str())
+                .bind(roles.iter().collect::<Vec<_>>())
+                .execute(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn delete_by_handle(
+        &self,
+        user: &UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let done = sqlx::query(sql::DELETE_BY_HANDLE)
+                .bind(user.as_str())
+                .bind(&handle.as_bytes()[..])
+                .execute(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        self.inner.delete_expired(now, limit).await
+    }
+}
