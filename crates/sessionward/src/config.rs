@@ -1,0 +1,412 @@
+//! [`SessionConfig`]: validated, secure-by-default settings of the layer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessionward_core::{SharedClock, SystemClock};
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// Sent only on same-site requests (the default; OWASP's preference).
+    Strict,
+    /// Also sent on top-level cross-site navigations (inbound links, OAuth callbacks). Keep GET
+    /// handlers free of side effects if you choose it; [`CrossOriginGuard`](crate::CrossOriginGuard)
+    /// still covers unsafe methods.
+    Lax,
+    /// Sent on every request, cross-site included. Requires `Secure`.
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "Strict",
+            Self::Lax => "Lax",
+            Self::None => "None",
+        }
+    }
+}
+
+/// Where the layer reads the session token from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// The session cookie only (the default: browsers).
+    Cookie,
+    /// `Authorization: Bearer <token>` only (mobile and native clients).
+    Bearer,
+    /// Either; a request that carries two different tokens has no session.
+    CookieAndBearer,
+}
+
+impl Transport {
+    pub(crate) fn cookie(self) -> bool {
+        matches!(self, Self::Cookie | Self::CookieAndBearer)
+    }
+
+    pub(crate) fn bearer(self) -> bool {
+        matches!(self, Self::Bearer | Self::CookieAndBearer)
+    }
+}
+
+/// A configuration that a browser would silently reject, or that would weaken the session.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cookie name is empty or holds characters a cookie name cannot hold.
+    #[error("invalid cookie name {0:?}: use letters, digits and !#$%&'*+-.^_`|~")]
+    InvalidCookieName(String),
+    /// A `__Host-` cookie cannot carry a `Domain`.
+    #[error("a `__Host-` cookie cannot have a Domain (browsers reject it)")]
+    HostPrefixWithDomain,
+    /// A `__Host-` cookie must have `Path=/`.
+    #[error("a `__Host-` cookie must have Path=/ (browsers reject it)")]
+    HostPrefixPath,
+    /// `__Host-` and `__Secure-` cookies must be `Secure`.
+    #[error("a `__Host-` or `__Secure-` cookie must be Secure (browsers reject it)")]
+    PrefixWithoutSecure,
+    /// `SameSite=None` without `Secure` is rejected by browsers.
+    #[error("SameSite=None requires Secure (browsers reject it)")]
+    SameSiteNoneWithoutSecure,
+    /// A timeout is zero.
+    #[error("the {0} timeout must be more than zero")]
+    ZeroTimeout(&'static str),
+    /// The absolute timeout must be longer than the idle timeout.
+    #[error("the absolute timeout ({absolute:?}) must be longer than the idle timeout ({idle:?})")]
+    AbsoluteNotAfterIdle {
+        /// The idle timeout.
+        idle: Duration,
+        /// The absolute timeout.
+        absolute: Duration,
+    },
+    /// The touch interval must be shorter than the idle timeout.
+    #[error("the touch interval must be shorter than the idle timeout")]
+    TouchIntervalTooLong,
+    /// The path must start with `/` and hold no `;` or control character.
+    #[error("invalid cookie path {0:?}")]
+    InvalidPath(String),
+    /// The domain holds a `;` or a control character.
+    #[error("invalid cookie domain {0:?}")]
+    InvalidDomain(String),
+}
+
+/// The layer's settings. Build one with [`SessionConfig::builder`]; the defaults are the
+/// secure ones, and a combination a browser would reject fails at build time.
+///
+/// | setting | default |
+/// | --- | --- |
+/// | cookie | `__Host-id`, Secure, HttpOnly, SameSite=Strict, Path=/, no Domain, no Max-Age |
+/// | idle timeout | 30 minutes |
+/// | absolute timeout | 12 hours |
+/// | touch interval | min(60 s, idle / 10) |
+/// | transport | the cookie only |
+/// | data limit | 64 KiB of JSON per session |
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub(crate) cookie_name: Arc<str>,
+    pub(crate) secure: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) path: Arc<str>,
+    pub(crate) domain: Option<Arc<str>>,
+    pub(crate) persistent: bool,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) absolute_timeout: Duration,
+    pub(crate) touch_interval: Duration,
+    pub(crate) transport: Transport,
+    pub(crate) max_data_bytes: usize,
+    pub(crate) clear_site_data: bool,
+    pub(crate) no_store_when_signed_in: bool,
+    pub(crate) clock: SharedClock,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self::builder()
+            .build()
+            .unwrap_or_else(|_| unreachable!("the defaults are valid"))
+    }
+}
+
+impl SessionConfig {
+    /// A builder starting from the secure defaults.
+    pub fn builder() -> SessionConfigBuilder {
+        SessionConfigBuilder::default()
+    }
+
+    /// The idle timeout.
+    #[must_use]
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The absolute timeout.
+    #[must_use]
+    pub fn absolute_timeout(&self) -> Duration {
+        self.absolute_timeout
+    }
+
+    /// The cookie name.
+    #[must_use]
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// The `Set-Cookie` attributes after the value, identical whenever the cookie is set or
+    /// cleared (SEC-03).
+    pub(crate) fn cookie_attributes(&self) -> String {
+        let mut s = format!("; Path={}", self.path);
+        if let Some(domain) = &self.domain {
+            s.push_str("; Domain=");
+            s.push_str(domain);
+        }
+        if self.secure {
+            s.push_str("; Secure");
+        }
+        s.push_str("; HttpOnly; SameSite=");
+        s.push_str(self.same_site.as_str());
+        s
+    }
+}
+
+/// Builds a [`SessionConfig`].
+///
+/// ```
+/// use std::time::Duration;
+/// use sessionward::{SameSite, SessionConfig, Transport};
+///
+/// let config = SessionConfig::builder()
+///     .idle_timeout(Duration::from_secs(15 * 60))
+///     .absolute_timeout(Duration::from_secs(8 * 60 * 60))
+///     .same_site(SameSite::Lax)
+///     .transport(Transport::CookieAndBearer)
+///     .build()
+///     .expect("a valid configuration");
+/// assert_eq!(config.idle_timeout(), Duration::from_secs(900));
+///
+/// // A cookie that browsers would drop is an error, not a silent failure:
+/// assert!(SessionConfig::builder().domain("example.com").build().is_err());
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SessionConfigBuilder {
+    cookie_name: String,
+    secure: bool,
+    insecure_acknowledged: bool,
+    same_site: SameSite,
+    path: String,
+    domain: Option<String>,
+    persistent: bool,
+    idle_timeout: Duration,
+    absolute_timeout: Duration,
+    touch_interval: Option<Duration>,
+    transport: Transport,
+    max_data_bytes: usize,
+    clear_site_data: bool,
+    no_store_when_signed_in: bool,
+    clock: SharedClock,
+}
+
+impl Default for SessionConfigBuilder {
+    fn default() -> Self {
+        Self {
+            cookie_name: "__Host-id".to_owned(),
+            secure: true,
+            insecure_acknowledged: false,
+            same_site: SameSite::Strict,
+            path: "/".to_owned(),
+            domain: None,
+            persistent: false,
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            touch_interval: None,
+            transport: Transport::Cookie,
+            max_data_bytes: 64 * 1024,
+            clear_site_data: false,
+            no_store_when_signed_in: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn is_attr_safe(s: &str) -> bool {
+    !s.chars().any(|c| c == ';' || c.is_control())
+}
+
+impl SessionConfigBuilder {
+    /// The cookie name. Default: `__Host-id` (generic, and the prefix makes browsers refuse a
+    /// `Domain` or non-`Secure` variant planted by a sibling subdomain).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// `SameSite`. Default: `Strict`.
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// The cookie `Path`. Default: `/` (required by `__Host-`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The cookie `Domain`. Default: none (a host-only cookie, required by `__Host-`).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Persistent cookies: `Max-Age` set to the session's remaining absolute lifetime, so the
+    /// browser keeps the cookie across restarts. Default: off (a browser-session cookie that
+    /// is never written to permanent storage). The cookie never outlives the server-side
+    /// absolute expiry, and cookie expiry never enforces a timeout: the server does.
+    pub fn persistent_cookies(mut self, on: bool) -> Self {
+        self.persistent = on;
+        self
+    }
+
+    /// Inactivity after which a session ends. Default: 30 minutes.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Time after sign-in after which a session ends whatever the activity. Default: 12 hours.
+    pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.absolute_timeout = timeout;
+        self
+    }
+
+    /// How often activity is written to the store (`touch`). Default: min(60 s, idle / 10).
+    /// A shorter interval costs writes; idle expiry can only come early by up to this much,
+    /// never late.
+    pub fn touch_interval(mut self, interval: Duration) -> Self {
+        self.touch_interval = Some(interval);
+        self
+    }
+
+    /// Where tokens are read from. Default: [`Transport::Cookie`].
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Cap on a session's data, in bytes of JSON. Default: 64 KiB. A write past it fails with
+    /// a 413 error.
+    pub fn max_data_bytes(mut self, limit: usize) -> Self {
+        self.max_data_bytes = limit;
+        self
+    }
+
+    /// Send `Clear-Site-Data: "cookies", "storage"` on logout. Default: off.
+    pub fn clear_site_data_on_logout(mut self, on: bool) -> Self {
+        self.clear_site_data = on;
+        self
+    }
+
+    /// Add `Cache-Control: no-store` to every response of a signed-in session, not only to
+    /// those that set or clear the cookie. Default: on.
+    pub fn no_store_when_signed_in(mut self, on: bool) -> Self {
+        self.no_store_when_signed_in = on;
+        self
+    }
+
+    /// The clock. Default: the system clock; tests pass a
+    /// [`TestClock`](sessionward_core::TestClock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Drops `Secure` from the cookie, for plain-HTTP development on a host that is not
+    /// `localhost` (browsers treat `http://localhost` as secure, so local development does
+    /// not need this). Logs a warning at build time. Refused with a `__Host-` or `__Secure-`
+    /// name: pick another name with [`cookie_name`](Self::cookie_name). The layer never
+    /// decides `Secure` from the request's scheme or `X-Forwarded-Proto`.
+    pub fn dev_insecure(mut self) -> Self {
+        self.secure = false;
+        self.insecure_acknowledged = true;
+        self
+    }
+
+    /// Validates and builds.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first problem.
+    pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        let name = &self.cookie_name;
+        if name.is_empty() || !name.chars().all(is_token_char) {
+            return Err(ConfigError::InvalidCookieName(name.clone()));
+        }
+        if !self.path.starts_with('/') || !is_attr_safe(&self.path) {
+            return Err(ConfigError::InvalidPath(self.path));
+        }
+        if let Some(d) = &self.domain
+            && (d.is_empty() || !is_attr_safe(d))
+        {
+            return Err(ConfigError::InvalidDomain(d.clone()));
+        }
+        if name.starts_with("__Host-") {
+            if self.domain.is_some() {
+                return Err(ConfigError::HostPrefixWithDomain);
+            }
+            if self.path != "/" {
+                return Err(ConfigError::HostPrefixPath);
+            }
+        }
+        if (name.starts_with("__Host-") || name.starts_with("__Secure-")) && !self.secure {
+            return Err(ConfigError::PrefixWithoutSecure);
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::SameSiteNoneWithoutSecure);
+        }
+        if self.idle_timeout.as_secs() == 0 {
+            return Err(ConfigError::ZeroTimeout("idle"));
+        }
+        if self.absolute_timeout.as_secs() == 0 {
+            return Err(ConfigError::ZeroTimeout("absolute"));
+        }
+        if self.absolute_timeout <= self.idle_timeout {
+            return Err(ConfigError::AbsoluteNotAfterIdle {
+                idle: self.idle_timeout,
+                absolute: self.absolute_timeout,
+            });
+        }
+        let touch_interval = self
+            .touch_interval
+            .unwrap_or_else(|| Duration::from_secs(60).min(self.idle_timeout / 10));
+        if touch_interval >= self.idle_timeout {
+            return Err(ConfigError::TouchIntervalTooLong);
+        }
+        if self.insecure_acknowledged {
+            tracing::warn!(
+                target: "sessionward",
+                "session cookies are not Secure (dev_insecure): never use this in production"
+            );
+        }
+        Ok(SessionConfig {
+            cookie_name: Arc::from(self.cookie_name),
+            secure: self.secure,
+            same_site: self.same_site,
+            path: Arc::from(self.path),
+            domain: self.domain.map(Arc::from),
+            persistent: self.persistent,
+            idle_timeout: self.idle_timeout,
+            absolute_timeout: self.absolute_timeout,
+            touch_interval,
+            transport: self.transport,
+            max_data_bytes: self.max_data_bytes,
+            clear_site_data: self.clear_site_data,
+            no_store_when_signed_in: self.no_store_when_signed_in,
+            clock: self.clock,
+        })
+    }
+}

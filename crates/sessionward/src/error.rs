@@ -1,0 +1,97 @@
+//! [`SessionError`], and the responses the layer and the extractors answer with.
+
+use axum_core::response::{IntoResponse, Response as AxumResponse};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Response, StatusCode};
+use sessionward_core::{DataError, RngError, StoreError};
+
+/// The one body of every 401 caused by a missing, malformed, unknown, expired or revoked
+/// session: the same bytes whatever the cause (SEC-13).
+pub(crate) const UNAUTHENTICATED: &str = r#"{"error":"unauthenticated"}"#;
+pub(crate) const FORBIDDEN: &str = r#"{"error":"forbidden"}"#;
+pub(crate) const REAUTHENTICATE: &str = r#"{"error":"reauthentication_required"}"#;
+pub(crate) const UNAVAILABLE: &str = r#"{"error":"session_store_unavailable"}"#;
+pub(crate) const MISSING_LAYER: &str = "Missing request extension: the session is not available. \
+Perhaps you forgot to add `SessionLayer` to your router or service stack (`.layer(SessionLayer::new(store))`), \
+or this route sits outside it?";
+
+/// A JSON error response; never cached.
+pub(crate) fn json_response<B: From<&'static str>>(
+    status: StatusCode,
+    body: &'static str,
+) -> Response<B> {
+    let mut res = Response::new(B::from(body));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The 503 that replaces a response when the store fails (fail closed, SEC-17).
+pub(crate) fn unavailable_response<B: From<&'static str>>() -> Response<B> {
+    json_response(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+}
+
+/// Why a [`Session`](crate::Session) operation failed. As a response: 503 for a store or
+/// random-generator failure (never a pass, never "anonymous"), 413 for data over the limit,
+/// 401 when an operation needs a signed-in user, 500 for values that do not (de)serialize.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store failed.
+    #[error("the session store failed")]
+    Store(#[source] StoreError),
+    /// The session data is corrupt or would exceed the configured limit.
+    #[error("invalid session data")]
+    Data(#[from] DataError),
+    /// A value could not be serialized or deserialized.
+    #[error("a session value could not be (de)serialized")]
+    Serde(#[from] serde_json::Error),
+    /// The operation needs a signed-in user.
+    #[error("no user is signed in")]
+    NotSignedIn,
+    /// The operating system's random generator failed; no ID was drawn.
+    #[error("no session ID could be drawn")]
+    Rng(#[from] RngError),
+}
+
+impl From<StoreError> for SessionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Data(d) => Self::Data(d),
+            e => Self::Store(e),
+        }
+    }
+}
+
+impl SessionError {
+    /// The HTTP status this error answers with.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Store(_) | Self::Rng(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Data(DataError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotSignedIn => StatusCode::UNAUTHORIZED,
+            Self::Data(_) | Self::Serde(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> &'static str {
+        match self {
+            Self::Store(_) | Self::Rng(_) => UNAVAILABLE,
+            Self::Data(DataError::TooLarge { .. }) => r#"{"error":"session_data_too_large"}"#,
+            Self::NotSignedIn => UNAUTHENTICATED,
+            Self::Data(_) | Self::Serde(_) => r#"{"error":"session_data_invalid"}"#,
+        }
+    }
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> AxumResponse {
+        if self.status().is_server_error() {
+            tracing::error!(target: "sessionward", error = %self, "session operation failed");
+        }
+        json_response(self.status(), self.body())
+    }
+}

@@ -1,0 +1,296 @@
+//! Reading the presented token from a request: the session cookie and, when enabled, the
+//! `Authorization: Bearer` header. Never the URL, the body or any other header (SEC-07).
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE};
+use sessionward_core::SessionToken;
+
+use crate::config::SessionConfig;
+
+/// At most this many cookie pairs are examined; a request with more has no session (parsing
+/// stays linear and bounded whatever the input).
+const MAX_COOKIE_PAIRS: usize = 256;
+
+/// How the token arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Via {
+    Cookie,
+    Bearer,
+}
+
+/// What the request presented.
+#[derive(Debug)]
+pub(crate) enum Presented {
+    /// No token.
+    Nothing,
+    /// A value that is not a well-formed token (wrong length, alphabet or spare bits).
+    Malformed { via: Via },
+    /// Two or more different values (cookie tossing, or a cookie and a bearer token that
+    /// disagree): no session.
+    Ambiguous { via: Via },
+    /// One well-formed token.
+    Token { token: SessionToken, via: Via },
+}
+
+impl Presented {
+    pub(crate) fn via_cookie(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed { via: Via::Cookie }
+                | Self::Ambiguous { via: Via::Cookie }
+                | Self::Token {
+                    via: Via::Cookie,
+                    ..
+                }
+        )
+    }
+
+    pub(crate) fn token(&self) -> Option<&SessionToken> {
+        match self {
+            Self::Token { token, .. } => Some(token),
+            _ => None,
+        }
+    }
+}
+
+/// One source's reading.
+#[derive(Clone, Copy)]
+enum Found<'a> {
+    None,
+    One(&'a [u8]),
+    Many,
+}
+
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
+/// The value(s) of the cookie named `name`, across every `Cookie` field (HTTP/2 sends one
+/// field per pair). Identical repeats collapse; different values are `Many`.
+fn find_cookie<'a>(headers: &'a HeaderMap, name: &[u8]) -> Found<'a> {
+    let mut found: Option<&[u8]> = None;
+    let mut pairs = 0;
+    for field in headers.get_all(COOKIE) {
+        for pair in field.as_bytes().split(|&b| b == b';') {
+            pairs += 1;
+            if pairs > MAX_COOKIE_PAIRS {
+                return Found::Many;
+            }
+            let pair = trim(pair);
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            // Names match byte for byte: `__host-id` is not `__Host-id`.
+            if trim(&pair[..eq]) != name {
+                continue;
+            }
+            let value = trim(&pair[eq + 1..]);
+            match found {
+                None => found = Some(value),
+                Some(v) if v == value => {}
+                Some(_) => return Found::Many,
+            }
+        }
+    }
+    found.map_or(Found::None, Found::One)
+}
+
+fn find_bearer(headers: &HeaderMap) -> Found<'_> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(first) = values.next() else {
+        return Found::None;
+    };
+    if values.next().is_some() {
+        return Found::Many;
+    }
+    let v = first.as_bytes();
+    // The scheme is case-insensitive (RFC 9110 §11.1); other schemes are not ours.
+    if v.len() < 7 || !v[..7].eq_ignore_ascii_case(b"bearer ") {
+        return Found::None;
+    }
+    Found::One(trim(&v[7..]))
+}
+
+fn classify(found: Found<'_>, via: Via) -> Presented {
+    match found {
+        Found::None => Presented::Nothing,
+        Found::Many => Presented::Ambiguous { via },
+        Found::One(v) => match SessionToken::parse_bytes(v) {
+            Some(token) => Presented::Token { token, via },
+            None => Presented::Malformed { via },
+        },
+    }
+}
+
+/// Reads what the request presents, per the configured transport.
+pub(crate) fn presented(headers: &HeaderMap, config: &SessionConfig) -> Presented {
+    let transport = config.transport;
+    let cookie = if transport.cookie() {
+        classify(
+            find_cookie(headers, config.cookie_name.as_bytes()),
+            Via::Cookie,
+        )
+    } else {
+        Presented::Nothing
+    };
+    let bearer = if transport.bearer() {
+        classify(find_bearer(headers), Via::Bearer)
+    } else {
+        Presented::Nothing
+    };
+    match (cookie, bearer) {
+        (p, Presented::Nothing) | (Presented::Nothing, p) => p,
+        (
+            Presented::Token {
+                token: a,
+                via: Via::Cookie,
+            },
+            Presented::Token { token: b, .. },
+        ) if a == b => Presented::Token {
+            token: a,
+            via: Via::Cookie,
+        },
+        (_, _) => Presented::Ambiguous { via: Via::Cookie },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Transport;
+    use http::HeaderValue;
+
+    fn headers(cookies: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(
+                COOKIE,
+                HeaderValue::from_bytes(c).expect("valid header bytes"),
+            );
+        }
+        h
+    }
+
+    fn cfg() -> SessionConfig {
+        SessionConfig::default()
+    }
+
+    #[test]
+    fn reads_the_named_cookie_among_others() {
+        let t = SessionToken::generate().expect("rng").expose();
+        let h = headers(&[format!("a=1; __Host-id={t}; b=2").as_bytes()]);
+        assert!(matches!(
+            presented(&h, &cfg()),
+            Presented::Token {
+                via: Via::Cookie,
+                ..
+            }
+        ));
+        // Split across fields, and repeated with the same value: fine.
+        let h = headers(&[
+            b"a=1",
+            format!("__Host-id={t}").as_bytes(),
+            format!("__Host-id={t}").as_bytes(),
+        ]);
+        assert!(matches!(presented(&h, &cfg()), Presented::Token { .. }));
+    }
+
+    #[test]
+    fn distinct_values_are_ambiguous() {
+        let a = SessionToken::generate().expect("rng").expose();
+        let b = SessionToken::generate().expect("rng").expose();
+        let h = headers(&[format!("__Host-id={a}; __Host-id={b}").as_bytes()]);
+        assert!(matches!(presented(&h, &cfg()), Presented::Ambiguous { .. }));
+        let h = headers(&[
+            format!("__Host-id={a}").as_bytes(),
+            format!("__Host-id={b}").as_bytes(),
+        ]);
+        assert!(matches!(presented(&h, &cfg()), Presented::Ambiguous { .. }));
+        // A malformed duplicate beside a valid one is ambiguous too, never "the valid one".
+        let h = headers(&[format!("__Host-id={a}; __Host-id=x").as_bytes()]);
+        assert!(matches!(presented(&h, &cfg()), Presented::Ambiguous { .. }));
+    }
+
+    #[test]
+    fn names_match_byte_for_byte() {
+        let t = SessionToken::generate().expect("rng").expose();
+        for name in ["__host-id", "__HOST-ID", "__Secure-id", "id", "__Host-id2"] {
+            let h = headers(&[format!("{name}={t}").as_bytes()]);
+            assert!(
+                matches!(presented(&h, &cfg()), Presented::Nothing),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn catalogue_of_bad_input_never_yields_a_token() {
+        let t = SessionToken::generate().expect("rng").expose();
+        let cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b";;;".to_vec(),
+            b"=".to_vec(),
+            b"__Host-id".to_vec(),
+            b"__Host-id=".to_vec(),
+            b"__Host-id==x".to_vec(),
+            format!("__Host-id=\"{t}\"").into_bytes(),
+            format!("__Host-id={}", &t[..42]).into_bytes(),
+            format!("__Host-id={t}A").into_bytes(),
+            format!("__Host-id={}", "A".repeat(4096)).into_bytes(),
+            format!("__Host-id=%41{}", &t[3..]).into_bytes(),
+            b"__Host-id=' OR '1'='1".to_vec(),
+            [b"__Host-id=".as_slice(), &[0xC3, 0xA9], &t.as_bytes()[2..]].concat(),
+            "a=b; ".repeat(300).into_bytes(),
+        ];
+        for c in cases {
+            let h = headers(&[&c]);
+            assert!(
+                presented(&h, &cfg()).token().is_none(),
+                "{:?}",
+                String::from_utf8_lossy(&c)
+            );
+        }
+    }
+
+    #[test]
+    fn bearer_only_when_enabled() {
+        let t = SessionToken::generate().expect("rng").expose();
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {t}")).expect("header"),
+        );
+        assert!(matches!(presented(&h, &cfg()), Presented::Nothing));
+        let both = SessionConfig::builder()
+            .transport(Transport::CookieAndBearer)
+            .build()
+            .expect("config");
+        assert!(matches!(
+            presented(&h, &both),
+            Presented::Token {
+                via: Via::Bearer,
+                ..
+            }
+        ));
+        // A cookie and a bearer token that disagree: no session.
+        let other = SessionToken::generate().expect("rng").expose();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("__Host-id={other}")).expect("header"),
+        );
+        assert!(matches!(presented(&h, &both), Presented::Ambiguous { .. }));
+        // Basic auth is not a session token.
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Basic YWxpY2U6cGFzcw=="),
+        );
+        assert!(matches!(presented(&h, &both), Presented::Nothing));
+    }
+}

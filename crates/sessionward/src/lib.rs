@@ -1,0 +1,124 @@
+//! Server-side sessions for [tower](https://docs.rs/tower) and [axum](https://docs.rs/axum),
+//! secure by default.
+//!
+//! - [`SessionLayer`]: the middleware. It reads the session ID from the `__Host-id` cookie
+//!   (or, opt-in, `Authorization: Bearer`), loads the record lazily (a route that never uses
+//!   the session costs no store call; a read costs one round trip), and writes what the
+//!   handler changed when the response comes back.
+//! - [`Session`]: the extractor (and, for any tower service, the request extension): typed
+//!   data, [`login`](Session::login) (rotates the ID), [`logout`](Session::logout) (destroys
+//!   the record), the user's own sessions.
+//! - [`RequireAuth`], [`RequireRole`], [`RequireFreshAuth`] and [`require_role`]: 401 when
+//!   not signed in, 403 without the role, 503 when the store fails, on every request.
+//! - [`CrossOriginGuard`]: 403 for unsafe methods a browser sends cross-site.
+//! - [`Sessions`]: admin actions (list, revoke, change a user's roles) from any handler.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use axum::{Json, Router, http::StatusCode, routing::{get, post}};
+//! use sessionward::{
+//!     CrossOriginGuard, MemoryStore, RequireAuth, RequireRole, Session, SessionLayer, role,
+//! };
+//!
+//! role!(Admin = "admin");
+//!
+//! async fn login(session: Session) -> Result<StatusCode, sessionward::SessionError> {
+//!     // ... verify the credentials first ...
+//!     session.login("alice", ["user"]).await?;
+//!     Ok(StatusCode::NO_CONTENT)
+//! }
+//!
+//! async fn me(auth: RequireAuth) -> String {
+//!     auth.user.to_string()
+//! }
+//!
+//! async fn admin(_: RequireRole<Admin>) -> &'static str {
+//!     "welcome, admin"
+//! }
+//!
+//! async fn logout(session: Session) -> StatusCode {
+//!     session.logout();
+//!     StatusCode::NO_CONTENT
+//! }
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let app = Router::new()
+//!     .route("/login", post(login))
+//!     .route("/me", get(me))
+//!     .route("/admin", get(admin))
+//!     .route("/logout", post(logout))
+//!     .layer(CrossOriginGuard::new())
+//!     .layer(SessionLayer::new(MemoryStore::new()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! # Secure defaults
+//!
+//! | setting | default |
+//! | --- | --- |
+//! | ID | 256 bits from the OS CSPRNG, 43 base64url characters; stores see only its SHA-256 |
+//! | cookie | `__Host-id`; Secure, HttpOnly, SameSite=Strict, Path=/; no Domain, no Max-Age |
+//! | timeouts | idle 30 min, absolute 12 h, both on the server's clock |
+//! | unknown IDs | never adopted; a write gets a fresh ID and the dead cookie is cleared |
+//! | sign-in, role change | a new ID; the old one is dead |
+//! | store failure | 503, never a pass |
+//! | caching | `Cache-Control: no-store` on responses that set the cookie or are signed in |
+//!
+//! Browsers treat `http://localhost` as a secure context, so the `Secure` `__Host-` cookie
+//! works in local development as it is.
+//!
+//! # Without axum
+//!
+//! The layer is a plain tower [`Layer`](tower_layer::Layer) over `http` requests; the
+//! [`Session`] is in the request extensions:
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use sessionward::Session;
+//!
+//! // An inner service of a tower stack built with `SessionLayer`:
+//! async fn handle(req: Request<String>) -> Result<Response<String>, Infallible> {
+//!     let Some(session) = req.extensions().get::<Session>().cloned() else {
+//!         return Ok(Response::new("no SessionLayer".to_owned()));
+//!     };
+//!     let visits: u64 = session.get("visits").await.ok().flatten().unwrap_or(0);
+//!     let _ = session.insert("visits", &(visits + 1)).await;
+//!     Ok(Response::new(format!("visit {}", visits + 1)))
+//! }
+//! ```
+#![forbid(unsafe_code)]
+
+mod auth;
+mod config;
+mod error;
+mod extract;
+pub mod future;
+mod guard;
+mod layer;
+mod rejection;
+mod service;
+mod session;
+mod sessions;
+
+pub use auth::{
+    RequireAuth, RequireFreshAuth, RequireRole, RequireRoleFuture, RequireRoleLayer,
+    RequireRoleService, Role, require_auth, require_role,
+};
+pub use config::{ConfigError, SameSite, SessionConfig, SessionConfigBuilder, Transport};
+pub use error::SessionError;
+pub use guard::{CrossOriginGuard, CrossOriginGuardService, GuardFuture};
+pub use layer::SessionLayer;
+pub use rejection::{AuthRejection, MissingSessionLayer};
+pub use service::SessionService;
+pub use session::Session;
+pub use sessions::{SessionInfo, Sessions};
+
+pub use sessionward_core::{
+    Clock, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError, SystemClock, TestClock,
+    Timestamp, UserId,
+};
+pub use sessionward_memory::{MemoryStore, PerUserLimit};

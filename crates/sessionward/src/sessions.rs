@@ -1,0 +1,149 @@
+//! [`Sessions`]: the application-wide handle for admin actions.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum_core::extract::FromRequestParts;
+use http::request::Parts;
+use serde::Serialize;
+use sessionward_core::{RoleSet, SessionHandle, SessionKey, SessionRecord, Timestamp, UserId};
+
+use crate::error::SessionError;
+use crate::rejection::MissingSessionLayer;
+use crate::session::{Session, Shared};
+
+/// One session as a "your sessions" page shows it. Holds no token and no key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The public handle: end the session with it.
+    pub handle: SessionHandle,
+    /// When the session was created.
+    pub created_at: Timestamp,
+    /// The last recorded activity.
+    pub last_seen_at: Timestamp,
+    /// When the user last signed in on it.
+    pub authenticated_at: Option<Timestamp>,
+    /// When it ends unless used (or at the latest).
+    pub expires_at: Timestamp,
+    /// The client's user agent, truncated.
+    pub user_agent: Option<String>,
+    /// The roles it carries.
+    pub roles: Vec<String>,
+    /// Whether it is the session of the request that asked.
+    pub current: bool,
+}
+
+impl SessionInfo {
+    pub(crate) fn from_record(r: &SessionRecord, current: Option<&SessionKey>) -> Self {
+        Self {
+            handle: r.handle,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            authenticated_at: r.authenticated_at,
+            expires_at: r.expires_at(),
+            user_agent: r.user_agent.clone(),
+            roles: r.roles.to_vec(),
+            current: current == Some(&r.key),
+        }
+    }
+}
+
+/// Admin actions on any user's sessions, from any handler: list, revoke, change roles. Every
+/// action takes effect on the user's next request, on every server sharing the store,
+/// because every request validates against the store (SEC-16, SEC-28).
+///
+/// Get it from [`SessionLayer::sessions`](crate::SessionLayer::sessions), from
+/// [`Session::sessions`], or as an extractor.
+///
+/// ```no_run
+/// use sessionward::{RequireRole, Sessions, role};
+///
+/// role!(Admin = "admin");
+///
+/// async fn demote(_: RequireRole<Admin>, sessions: Sessions) -> Result<(), sessionward::SessionError> {
+///     sessions.set_roles(&"alice".into(), ["user"]).await?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Sessions {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("store", &self.shared.store)
+            .finish()
+    }
+}
+
+impl Sessions {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// The live sessions of `user`, oldest first.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`].
+    pub async fn list(&self, user: &UserId) -> Result<Vec<SessionInfo>, SessionError> {
+        let now = self.shared.config.clock.now();
+        let records = self.shared.store.list_by_user(user, now).await?;
+        Ok(records
+            .iter()
+            .map(|r| SessionInfo::from_record(r, None))
+            .collect())
+    }
+
+    /// Ends every session of `user` (account disabled, password reset). Returns how many.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`].
+    pub async fn revoke_user(&self, user: &UserId) -> Result<u64, SessionError> {
+        let n = self.shared.store.delete_by_user(user, None).await?;
+        tracing::info!(target: "sessionward", event = "session.revoked", sessions = n, "sessions of a user revoked");
+        Ok(n)
+    }
+
+    /// Ends one session of `user` by handle; `false` if `user` has no session with it.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`].
+    pub async fn revoke(
+        &self,
+        user: &UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, SessionError> {
+        Ok(self.shared.store.delete_by_handle(user, handle).await?)
+    }
+
+    /// Gives every session of `user` the roles `roles`, from their next request on. Returns
+    /// how many sessions changed.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`].
+    pub async fn set_roles<R: AsRef<str>>(
+        &self,
+        user: &UserId,
+        roles: impl IntoIterator<Item = R>,
+    ) -> Result<u64, SessionError> {
+        let roles: RoleSet = roles.into_iter().collect();
+        let n = self.shared.store.set_roles_for_user(user, &roles).await?;
+        tracing::info!(target: "sessionward", event = "session.roles_changed", sessions = n, "roles of a user's sessions changed");
+        Ok(n)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Sessions {
+    type Rejection = MissingSessionLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .map(Session::sessions)
+            .ok_or(MissingSessionLayer)
+    }
+}

@@ -1,0 +1,805 @@
+//! The layer's behaviour, through an axum `Router` and `tower::ServiceExt::oneshot`.
+//! Time is a test clock: nothing here sleeps for a timeout.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{TestApp, req};
+use sessionward::{SessionConfig, SessionStore, Transport};
+use sessionward_core::Clock as _;
+use sessionward_core::SessionToken;
+
+const ATTRS: &str = "; Path=/; Secure; HttpOnly; SameSite=Strict";
+
+fn assert_token_shape(v: &str) {
+    assert_eq!(v.len(), 43, "{v}");
+    assert!(
+        v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn cookie_attributes_on_set_rotate_and_clear() {
+    let app = TestApp::new();
+    let login = app.post("/login?user=alice&roles=user", None).await;
+    let set = login.set_cookies();
+    assert_eq!(set.len(), 1);
+    let v = login.session_cookie().expect("cookie");
+    assert_token_shape(&v);
+    assert_eq!(set[0], format!("__Host-id={v}{ATTRS}"));
+    assert!(
+        !set[0].contains("Max-Age") && !set[0].contains("Expires") && !set[0].contains("Domain")
+    );
+    assert!(login.no_store());
+
+    let elevate = app.post("/elevate", Some(&v)).await;
+    assert_eq!(elevate.status, StatusCode::NO_CONTENT);
+    let v2 = elevate.session_cookie().expect("rotated cookie");
+    assert_ne!(v2, v);
+    assert_eq!(elevate.set_cookies()[0], format!("__Host-id={v2}{ATTRS}"));
+    assert!(elevate.no_store());
+
+    let logout = app.post("/logout", Some(&v2)).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        logout.set_cookies(),
+        vec![format!("__Host-id=; Max-Age=0{ATTRS}")]
+    );
+    assert!(logout.no_store());
+}
+
+#[tokio::test]
+async fn secure_does_not_depend_on_forwarded_proto() {
+    let app = TestApp::new();
+    let r = app
+        .send(
+            Request::post("/login?user=alice")
+                .header("x-forwarded-proto", "http")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert!(r.set_cookies()[0].contains("; Secure"));
+}
+
+#[tokio::test]
+async fn persistent_cookie_max_age_never_beyond_absolute_expiry() {
+    let app = TestApp::with(|b| b.persistent_cookies(true));
+    let r = app.post("/login?user=alice", None).await;
+    let c = &r.set_cookies()[0];
+    assert!(c.contains("; Max-Age=43200"), "{c}");
+    // Remember me: the record's lifetime grows, and the cookie is re-issued to match.
+    let v = r.session_cookie().expect("cookie");
+    app.advance(100);
+    let r = app.post("/remember?days=30", Some(&v)).await;
+    let c = &r.set_cookies()[0];
+    assert!(
+        c.contains(&format!("; Max-Age={}", 30 * 86_400 - 100)),
+        "{c}"
+    );
+}
+
+#[tokio::test]
+async fn strict_mode_never_adopts_a_forged_id() {
+    let app = TestApp::new();
+    let forged = SessionToken::generate().expect("rng").expose();
+    // A write with an unknown ID gets a new, server-generated one.
+    let r = app.post("/cart?item=book", Some(&forged)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let issued = r.session_cookie().expect("new session");
+    assert_ne!(issued, forged);
+    assert!(
+        app.store
+            .inner
+            .load(
+                &SessionToken::parse(&forged).expect("t").key(),
+                app.clock.now()
+            )
+            .await
+            .expect("load")
+            .is_none()
+    );
+    // The forged ID on a protected route: 401 and the dead cookie is cleared.
+    let r = app.get("/me", Some(&forged)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.clears_cookie());
+    // And login with a planted valid anonymous ID rotates it away.
+    let planted = issued;
+    let r = app.post("/login?user=alice", Some(&planted)).await;
+    let after = r.session_cookie().expect("rotated");
+    assert_ne!(after, planted);
+    assert_eq!(
+        app.get("/me", Some(&planted)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get("/me", Some(&after)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn duplicate_cookies_same_value_ok_different_values_ambiguous() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    let other = app.login("bob", "user").await;
+    let send = |cookies: Vec<String>| {
+        let mut b = Request::get("/me");
+        for c in cookies {
+            b = b.header(header::COOKIE, c);
+        }
+        app.send(b.body(Body::empty()).expect("request"))
+    };
+    // Split across two Cookie fields, or repeated with the same value: fine.
+    let r = send(vec!["theme=dark".into(), format!("__Host-id={v}")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(vec![format!("__Host-id={v}; __Host-id={v}")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Two different values: no session, whichever comes first.
+    app.store.reset_calls();
+    for cookies in [
+        vec![format!("__Host-id={v}; __Host-id={other}")],
+        vec![format!("__Host-id={other}"), format!("__Host-id={v}")],
+    ] {
+        let r = send(cookies).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        app.store.total_calls(),
+        0,
+        "ambiguous IDs reached the store"
+    );
+    // Names match byte for byte.
+    let r = send(vec![format!("__host-id={v}")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn id_is_read_only_from_the_cookie() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    // A path parameter is not a route here at all.
+    let r = app
+        .send(
+            Request::get(format!("/me;jsessionid={v}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for r in [
+        Request::get(format!("/me?id={v}")).body(Body::empty()),
+        Request::get("/me")
+            .header("x-session-id", &v)
+            .body(Body::empty()),
+        Request::get("/me")
+            .header(header::AUTHORIZATION, format!("Bearer {v}"))
+            .body(Body::empty()),
+        Request::get("/me")
+            .header(header::COOKIE, format!("id={v}"))
+            .body(Body::empty()),
+    ] {
+        let r = app.send(r.expect("request")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn bearer_transport() {
+    let app = TestApp::with(|b| b.transport(Transport::CookieAndBearer));
+    let r = app.post("/token?user=alice&roles=user", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.set_cookies().is_empty(),
+        "a bearer login must not set a cookie"
+    );
+    let token = r.body.clone();
+    assert_token_shape(&token);
+    assert!(r.no_store());
+    let me = app
+        .send(
+            Request::get("/me")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body, "alice user");
+    // Logging out a bearer session deletes it server-side.
+    let out = app
+        .send(
+            Request::post("/logout")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let me = app
+        .send(
+            Request::get("/me")
+                .header(header::AUTHORIZATION, format!("bearer {token}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    // Bearer-only: cookies are ignored.
+    let app = TestApp::with(|b| b.transport(Transport::Bearer));
+    let r = app.post("/token?user=alice", None).await;
+    let me = app.get("/me", Some(&r.body)).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn uniform_401_for_every_kind_of_missing_session() {
+    let app = TestApp::with(|b| {
+        b.idle_timeout(Duration::from_secs(60))
+            .absolute_timeout(Duration::from_secs(600))
+    });
+    let revoked = app.login("alice", "user").await;
+    app.layer
+        .sessions()
+        .revoke_user(&"alice".into())
+        .await
+        .expect("revoke");
+    let logged_out = app.login("bob", "user").await;
+    app.post("/logout", Some(&logged_out)).await;
+    let expired = app.login("carol", "user").await;
+    app.advance(61);
+    let unknown = SessionToken::generate().expect("rng").expose();
+    let mut bodies = Vec::new();
+    for cookie in [
+        None,
+        Some("garbage"),
+        Some(unknown.as_str()),
+        Some(expired.as_str()),
+        Some(revoked.as_str()),
+        Some(logged_out.as_str()),
+    ] {
+        for path in ["/me", "/admin"] {
+            let r = app.get(path, cookie).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path} {cookie:?}");
+            bodies.push(r.body);
+        }
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+    assert_eq!(bodies[0], r#"{"error":"unauthenticated"}"#);
+}
+
+#[tokio::test]
+async fn roles_come_only_from_the_server_record() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    assert_eq!(
+        app.get("/admin", Some(&v)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    for r in [
+        Request::get("/admin?role=admin")
+            .header(header::COOKIE, format!("__Host-id={v}"))
+            .body(Body::empty()),
+        Request::get("/admin")
+            .header(header::COOKIE, format!("__Host-id={v}"))
+            .header("x-role", "admin")
+            .body(Body::empty()),
+        Request::get("/admin")
+            .header(header::COOKIE, format!("__Host-id={v}"))
+            .header("x-original-url", "/admin")
+            .header("x-forwarded-for", "127.0.0.1")
+            .body(Body::empty()),
+    ] {
+        assert_eq!(
+            app.send(r.expect("request")).await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    let a = app.login("root", "user,admin").await;
+    let r = app.get("/admin", Some(&a)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "admin root"));
+}
+
+#[tokio::test]
+async fn failing_store_is_503_never_a_pass() {
+    let app = TestApp::new();
+    let admin = app.login("root", "user,admin").await;
+    app.store.fail(true);
+    for path in ["/me", "/admin", "/fresh", "/cart", "/sessions"] {
+        let r = app.get(path, Some(&admin)).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(r.body, r#"{"error":"session_store_unavailable"}"#);
+    }
+    // Without a cookie there is nothing to load: a clean 401, not a 503.
+    assert_eq!(app.get("/me", None).await.status, StatusCode::UNAUTHORIZED);
+    // A route that does not use the session is unaffected.
+    assert_eq!(
+        app.get("/public", Some(&admin)).await.status,
+        StatusCode::OK
+    );
+    // A write whose save fails is a 503, and sets no cookie.
+    let r = app.post("/cart?item=x", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.set_cookies().is_empty());
+    let r = app.post("/login?user=alice", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.set_cookies().is_empty());
+    app.store.fail(false);
+    assert_eq!(app.get("/admin", Some(&admin)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn full_store_is_503() {
+    let clock = sessionward::TestClock::new(sessionward::Timestamp::from_unix(1_800_000_000));
+    let store = sessionward::MemoryStore::builder()
+        .max_sessions(1)
+        .without_sweeper()
+        .build();
+    let config = SessionConfig::builder()
+        .clock(Arc::new(clock))
+        .build()
+        .expect("config");
+    let app = common::routes().layer(sessionward::SessionLayer::with_config(store, config));
+    use tower::ServiceExt as _;
+    let r = app
+        .clone()
+        .oneshot(req("POST", "/cart?item=a", None))
+        .await
+        .expect("ok");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .oneshot(req("POST", "/cart?item=b", None))
+        .await
+        .expect("ok");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn handler_5xx_persists_nothing() {
+    let app = TestApp::new();
+    let r = app.post("/fail-after-write", None).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.set_cookies().is_empty());
+    assert!(app.store.inner.is_empty());
+    let v = app
+        .post("/cart?item=book", None)
+        .await
+        .session_cookie()
+        .expect("cookie");
+    let r = app.post("/fail-after-write", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(app.get("/cart", Some(&v)).await.body, "book");
+}
+
+#[tokio::test]
+async fn lazy_load_and_one_round_trip_per_read() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    app.store.reset_calls();
+    let r = app.get("/public", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(
+        app.store.total_calls(),
+        0,
+        "a session-less route touched the store"
+    );
+    let r = app.get("/me", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(
+        app.store.calls().into_iter().collect::<Vec<_>>(),
+        vec![("load", 1)]
+    );
+    // Reading twice in one request still loads once.
+    app.store.reset_calls();
+    app.post("/elevate", Some(&v)).await; // reads roles, then rotates
+    assert_eq!(app.store.calls().get("load"), Some(&1));
+    // Anonymous reads create nothing.
+    let before = app.store.inner.len();
+    for _ in 0..20 {
+        let r = app.get("/cart", None).await;
+        assert!(r.set_cookies().is_empty());
+    }
+    assert_eq!(app.store.inner.len(), before);
+}
+
+#[tokio::test]
+async fn touch_is_coalesced_by_the_touch_interval() {
+    let app = TestApp::new(); // idle 30 min: touch interval 60 s
+    let v = app.login("alice", "user").await;
+    app.store.reset_calls();
+    app.advance(30);
+    app.get("/me", Some(&v)).await;
+    assert_eq!(app.store.calls().get("touch"), None);
+    app.advance(31);
+    app.get("/me", Some(&v)).await;
+    assert_eq!(app.store.calls().get("touch"), Some(&1));
+    app.advance(5);
+    app.get("/me", Some(&v)).await;
+    app.get("/me", Some(&v)).await;
+    assert_eq!(app.store.calls().get("touch"), Some(&1));
+    assert_eq!(app.store.calls().get("load"), Some(&4));
+}
+
+#[tokio::test]
+async fn idle_timeout_on_the_server_clock() {
+    let app = TestApp::with(|b| {
+        b.idle_timeout(Duration::from_secs(120))
+            .absolute_timeout(Duration::from_secs(3600))
+    });
+    let v = app.login("alice", "user").await;
+    for _ in 0..5 {
+        app.advance(100);
+        let r = app
+            .send(
+                Request::get("/me")
+                    .header(header::COOKIE, format!("__Host-id={v}"))
+                    .header(header::DATE, "Thu, 01 Jan 2099 00:00:00 GMT")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "activity keeps the session alive");
+    }
+    app.advance(121);
+    let r = app.get("/me", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.clears_cookie());
+}
+
+#[tokio::test]
+async fn absolute_timeout_is_not_extended_by_activity_or_rotation() {
+    let app = TestApp::with(|b| {
+        b.idle_timeout(Duration::from_secs(120))
+            .absolute_timeout(Duration::from_secs(600))
+    });
+    let mut v = app.login("alice", "user").await;
+    for i in 0..5 {
+        app.advance(100);
+        assert_eq!(app.get("/me", Some(&v)).await.status, StatusCode::OK);
+        if i == 2 {
+            v = app
+                .post("/elevate", Some(&v))
+                .await
+                .session_cookie()
+                .expect("rotated");
+        }
+    }
+    app.advance(100); // 600 s after sign-in
+    assert_eq!(
+        app.get("/me", Some(&v)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Signing in again starts a new absolute lifetime.
+    let v = app.login("alice", "user").await;
+    app.advance(100);
+    assert_eq!(app.get("/me", Some(&v)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_rotates_the_id_and_keeps_data() {
+    let app = TestApp::new();
+    let anon = app
+        .post("/cart?item=book", None)
+        .await
+        .session_cookie()
+        .expect("anonymous session");
+    app.post("/cart?item=pen", Some(&anon)).await;
+    let r = app.post("/login?user=alice&roles=user", Some(&anon)).await;
+    let v = r.session_cookie().expect("rotated");
+    assert_ne!(v, anon);
+    assert_eq!(app.get("/cart", Some(&v)).await.body, "book,pen");
+    assert_eq!(
+        app.get("/me", Some(&anon)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get("/cart", Some(&anon)).await.body, "");
+    assert_eq!(app.store.inner.len(), 1, "the old record is gone");
+    // Signing in as another user does not carry the first user's data over.
+    let r = app.post("/login?user=mallory", Some(&v)).await;
+    let m = r.session_cookie().expect("new session");
+    assert_eq!(app.get("/cart", Some(&m)).await.body, "");
+    assert_eq!(
+        app.get("/me", Some(&v)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn logout_destroys_the_record_and_replay_is_401() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    assert_eq!(app.store.inner.len(), 1);
+    let r = app.post("/logout", Some(&v)).await;
+    assert!(r.clears_cookie());
+    assert!(
+        app.store.inner.is_empty(),
+        "record not deleted before the response"
+    );
+    let r = app.get("/me", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Replaying the old cookie on a write never brings the old ID back.
+    let r = app.post("/cart?item=x", Some(&v)).await;
+    assert_ne!(r.session_cookie().as_deref(), Some(v.as_str()));
+}
+
+#[tokio::test]
+async fn privilege_change_rotates_and_role_change_applies_next_request() {
+    let app = TestApp::new();
+    let alice = app.login("alice", "user,admin").await;
+    assert_eq!(app.get("/admin", Some(&alice)).await.status, StatusCode::OK);
+    let root = app.login("root", "user,admin").await;
+    let r = app
+        .post("/admin/roles?user=alice&roles=user", Some(&root))
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "1"));
+    assert_eq!(
+        app.get("/admin", Some(&alice)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.get("/me", Some(&alice)).await.body, "alice user");
+    // set_roles on one's own session rotates the ID.
+    let r = app.post("/elevate", Some(&alice)).await;
+    let rotated = r.session_cookie().expect("rotated");
+    assert_eq!(
+        app.get("/admin", Some(&rotated)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/me", Some(&alice)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn fresh_auth_window() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    assert_eq!(app.get("/fresh", Some(&v)).await.status, StatusCode::OK);
+    app.advance(61);
+    let r = app.get("/fresh", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body, r#"{"error":"reauthentication_required"}"#);
+    assert_eq!(app.get("/me", Some(&v)).await.status, StatusCode::OK);
+    let again = app
+        .post("/login?user=alice&roles=user", Some(&v))
+        .await
+        .session_cookie()
+        .expect("cookie");
+    assert_eq!(app.get("/fresh", Some(&again)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/fresh", None).await.body,
+        r#"{"error":"unauthenticated"}"#
+    );
+}
+
+#[tokio::test]
+async fn payload_cap_is_413() {
+    let app = TestApp::new();
+    let r = app.post("/big", None).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.set_cookies().is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_writes_of_different_keys_all_survive() {
+    let app = Arc::new(TestApp::new());
+    let v = app.login("alice", "user").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let app = app.clone();
+        let v = v.clone();
+        tasks.push(tokio::spawn(async move {
+            app.send(
+                Request::put(format!("/prefs/k{i}"))
+                    .header(header::COOKIE, format!("__Host-id={v}"))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::NO_CONTENT);
+    }
+    let key = SessionToken::parse(&v).expect("token").key();
+    let record = app
+        .store
+        .inner
+        .load(&key, app.clock.now())
+        .await
+        .expect("load")
+        .expect("live");
+    let map = record.data.to_map().expect("map");
+    for i in 0..20 {
+        assert!(map.contains_key(&format!("pref.k{i}")), "pref.k{i} lost");
+    }
+}
+
+#[tokio::test]
+async fn own_sessions_listed_and_ended_by_handle() {
+    let app = TestApp::new();
+    let a1 = app.login("alice", "user").await;
+    let a2 = app.login("alice", "user").await;
+    let b = app.login("bob", "user").await;
+    let list = app.get("/sessions", Some(&a1)).await.body;
+    let handles: Vec<&str> = list.split(',').collect();
+    assert_eq!(handles.len(), 2, "{list}");
+    assert!(
+        !list.contains(&a1) && !list.contains(&a2),
+        "tokens in the session list"
+    );
+    let a2_handle = app.get("/handle", Some(&a2)).await.body;
+    assert!(handles.iter().any(|h| h.trim_end_matches('*') == a2_handle));
+    assert!(handles.iter().any(|h| h.ends_with('*')));
+    // Bob cannot end Alice's session by its handle.
+    let r = app
+        .send(req("DELETE", &format!("/sessions/{a2_handle}"), Some(&b)))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/me", Some(&a2)).await.status, StatusCode::OK);
+    let r = app
+        .send(req("DELETE", &format!("/sessions/{a2_handle}"), Some(&a1)))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/me", Some(&a2)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app
+        .send(req("DELETE", "/sessions/not-a-handle", Some(&a1)))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn logout_other_sessions_keeps_this_one() {
+    let app = TestApp::new();
+    let a1 = app.login("alice", "user").await;
+    let a2 = app.login("alice", "user").await;
+    let a3 = app.login("alice", "user").await;
+    let r = app.post("/logout-others", Some(&a2)).await;
+    assert_eq!(r.body, "2");
+    assert_eq!(app.get("/me", Some(&a2)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/me", Some(&a1)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/me", Some(&a3)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn missing_layer_is_a_500_that_names_the_fix() {
+    use tower::ServiceExt as _;
+    let r = common::routes()
+        .oneshot(req("GET", "/me", None))
+        .await
+        .expect("ok");
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = http_body_util::BodyExt::collect(r.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("Perhaps you forgot to add `SessionLayer`"));
+}
+
+#[tokio::test]
+async fn config_errors_at_build_time() {
+    use sessionward::{ConfigError, SameSite};
+    let b = SessionConfig::builder;
+    assert_eq!(
+        b().domain("example.com").build().err(),
+        Some(ConfigError::HostPrefixWithDomain)
+    );
+    assert_eq!(
+        b().path("/app").build().err(),
+        Some(ConfigError::HostPrefixPath)
+    );
+    assert_eq!(
+        b().dev_insecure().build().err(),
+        Some(ConfigError::PrefixWithoutSecure)
+    );
+    assert_eq!(
+        b().cookie_name("__Secure-id").dev_insecure().build().err(),
+        Some(ConfigError::PrefixWithoutSecure)
+    );
+    assert_eq!(
+        b().cookie_name("sid")
+            .same_site(SameSite::None)
+            .dev_insecure()
+            .build()
+            .err(),
+        Some(ConfigError::SameSiteNoneWithoutSecure)
+    );
+    assert!(matches!(
+        b().idle_timeout(Duration::from_secs(3600))
+            .absolute_timeout(Duration::from_secs(3600))
+            .build(),
+        Err(ConfigError::AbsoluteNotAfterIdle { .. })
+    ));
+    assert_eq!(
+        b().idle_timeout(Duration::ZERO).build().err(),
+        Some(ConfigError::ZeroTimeout("idle"))
+    );
+    assert_eq!(
+        b().absolute_timeout(Duration::ZERO).build().err(),
+        Some(ConfigError::ZeroTimeout("absolute"))
+    );
+    assert!(matches!(
+        b().cookie_name("bad name").build(),
+        Err(ConfigError::InvalidCookieName(_))
+    ));
+    assert!(matches!(
+        b().cookie_name("sid").path("/x;y").build(),
+        Err(ConfigError::InvalidPath(_))
+    ));
+    assert_eq!(
+        b().touch_interval(Duration::from_secs(3600)).build().err(),
+        Some(ConfigError::TouchIntervalTooLong)
+    );
+    // Valid opt-ins.
+    assert!(
+        b().same_site(SameSite::Lax)
+            .persistent_cookies(true)
+            .build()
+            .is_ok()
+    );
+    assert!(
+        b().cookie_name("sid")
+            .path("/app")
+            .domain("example.com")
+            .build()
+            .is_ok()
+    );
+    assert!(b().cookie_name("sid").dev_insecure().build().is_ok());
+    let d = SessionConfig::default();
+    assert_eq!(
+        (d.idle_timeout(), d.absolute_timeout(), d.cookie_name()),
+        (
+            Duration::from_secs(1800),
+            Duration::from_secs(43_200),
+            "__Host-id"
+        )
+    );
+}
+
+#[tokio::test]
+async fn clear_site_data_on_logout_is_opt_in() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    assert!(
+        app.post("/logout", Some(&v))
+            .await
+            .headers
+            .get("clear-site-data")
+            .is_none()
+    );
+    let app = TestApp::with(|b| b.clear_site_data_on_logout(true));
+    let v = app.login("alice", "user").await;
+    let r = app.post("/logout", Some(&v)).await;
+    assert_eq!(
+        r.headers
+            .get("clear-site-data")
+            .map(|h| h.to_str().expect("ascii")),
+        Some("\"cookies\", \"storage\"")
+    );
+}
+
+#[tokio::test]
+async fn signed_in_responses_are_not_cached() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    let r = app.get("/me", Some(&v)).await;
+    assert!(r.set_cookies().is_empty());
+    assert!(r.no_store());
+    assert!(!app.get("/public", None).await.no_store());
+}
