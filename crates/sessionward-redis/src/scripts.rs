@@ -1,0 +1,311 @@
+//! The Lua scripts: every operation that writes is one script, so it is atomic.
+//!
+//! Conventions shared by every script (see `docs/redis.md`):
+//!
+//! - `P` (passed as an argument) is the key prefix `{namespace}:`; every key starts with it, so
+//!   every key of one store hashes to one Redis Cluster slot and scripts may reach the keys they
+//!   derive from a record (the owner's index) without a `CROSSSLOT` error.
+//! - A record is the hash `P s:<key hex>`: meta fields `h u uk r c s a i x ua v` and one field
+//!   `d:<name>` per data key, holding the value's JSON text.
+//! - The user index is the set `P u:<uk>` of key hexes, `uk` being a digest of the user id.
+//! - The expiry index is the sorted set `P x`: member `<key hex>` (anonymous) or
+//!   `<key hex>:<uk>`, score = the record's expiry in unix seconds of the caller's clock.
+//! - Expiry is `min(s + i, x)` checked against the `now` the caller passes, never Redis' clock.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Helpers prepended to every script.
+const PRELUDE: &str = r"
+local function expiry(s, i, x)
+  local e = s + i
+  if x < e then e = x end
+  return e
+end
+local function ttl(e, now, slack)
+  local t = e - now
+  if t < 0 then t = 0 end
+  t = t + slack
+  if t < 1 then t = 1 end
+  if t > 1000000000 then t = 1000000000 end
+  return string.format('%d', t)
+end
+local function score(e)
+  return string.format('%.17g', e)
+end
+local function member(hex, uk)
+  if uk and uk ~= '' then return hex .. ':' .. uk end
+  return hex
+end
+local function hset_from(key, args, first, last)
+  local i = first
+  while i <= last do
+    local j = math.min(i + 199, last)
+    redis.call('HSET', key, unpack(args, i, j))
+    i = j + 1
+  end
+end
+local function hdel_from(key, args, first, last)
+  local i = first
+  while i <= last do
+    local j = math.min(i + 199, last)
+    redis.call('HDEL', key, unpack(args, i, j))
+    i = j + 1
+  end
+end
+";
+
+/// One script, with the prelude.
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+/// Every script, compiled (hashed) once.
+pub(crate) struct Scripts {
+    pub(crate) create: Script,
+    pub(crate) save: Script,
+    pub(crate) touch: Script,
+    pub(crate) rotate: Script,
+    pub(crate) delete: Script,
+    pub(crate) delete_by_user: Script,
+    pub(crate) list_by_user: Script,
+    pub(crate) set_roles_for_user: Script,
+    pub(crate) delete_by_handle: Script,
+    pub(crate) delete_expired: Script,
+}
+
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    create: script(CREATE),
+    save: script(SAVE),
+    touch: script(TOUCH),
+    rotate: script(ROTATE),
+    delete: script(DELETE),
+    delete_by_user: script(DELETE_BY_USER),
+    list_by_user: script(LIST_BY_USER),
+    set_roles_for_user: script(SET_ROLES_FOR_USER),
+    delete_by_handle: script(DELETE_BY_HANDLE),
+    delete_expired: script(DELETE_EXPIRED),
+});
+
+/// KEYS: record, expiry index, [user index].
+/// ARGV: key hex, uk or '', expires_at, ttl, field, value, ...
+/// Returns 1, or 0 if the key exists (nothing written).
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+hset_from(KEYS[1], ARGV, 5, #ARGV)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], member(ARGV[1], ARGV[2]))
+if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
+return 1
+";
+
+/// KEYS: record, expiry index.
+/// ARGV: now, expected version, structural '1'|'0', clear '1'|'0', roles JSON or '',
+/// last_seen or '', absolute expiry or '', idle secs or '', ttl slack, key hex,
+/// number of set pairs N, N x (field, value), fields to remove...
+/// Returns {0} gone, {1, version} saved, {2, version} conflict.
+const SAVE: &str = r"
+local rec = KEYS[1]
+local f = redis.call('HMGET', rec, 'v', 's', 'i', 'x', 'uk')
+if not f[1] then return {0} end
+local now = tonumber(ARGV[1])
+local s, i, x = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
+if now >= expiry(s, i, x) then return {0} end
+if ARGV[3] == '1' and f[1] ~= ARGV[2] then return {2, f[1]} end
+if ARGV[4] == '1' then
+  local names = redis.call('HKEYS', rec)
+  local data = {}
+  for _, k in ipairs(names) do
+    if string.sub(k, 1, 2) == 'd:' then data[#data + 1] = k end
+  end
+  hdel_from(rec, data, 1, #data)
+end
+local nset = tonumber(ARGV[11])
+local first_set, last_set = 12, 11 + 2 * nset
+hdel_from(rec, ARGV, last_set + 1, #ARGV)
+hset_from(rec, ARGV, first_set, last_set)
+if ARGV[5] ~= '' then redis.call('HSET', rec, 'r', ARGV[5]) end
+if ARGV[6] ~= '' and tonumber(ARGV[6]) > s then
+  s = tonumber(ARGV[6])
+  redis.call('HSET', rec, 's', ARGV[6])
+end
+if ARGV[7] ~= '' then
+  x = tonumber(ARGV[7])
+  redis.call('HSET', rec, 'x', ARGV[7])
+end
+if ARGV[8] ~= '' then
+  i = tonumber(ARGV[8])
+  redis.call('HSET', rec, 'i', ARGV[8])
+end
+local v = redis.call('HINCRBY', rec, 'v', 1)
+local e = expiry(s, i, x)
+redis.call('ZADD', KEYS[2], score(e), member(ARGV[10], f[5]))
+redis.call('EXPIRE', rec, ttl(e, now, tonumber(ARGV[9])))
+return {1, v}
+";
+
+/// KEYS: record, expiry index. ARGV: now, ttl slack, key hex.
+/// Returns 1 if the record is live (and now touched), else 0.
+const TOUCH: &str = r"
+local f = redis.call('HMGET', KEYS[1], 's', 'i', 'x', 'uk')
+if not f[1] then return 0 end
+local now = tonumber(ARGV[1])
+local s, i, x = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+if now >= expiry(s, i, x) then return 0 end
+if now > s then
+  s = now
+  redis.call('HSET', KEYS[1], 's', ARGV[1])
+end
+local e = expiry(s, i, x)
+redis.call('ZADD', KEYS[2], score(e), member(ARGV[3], f[4]))
+redis.call('EXPIRE', KEYS[1], ttl(e, now, tonumber(ARGV[2])))
+return 1
+";
+
+/// KEYS: old record, new record, expiry index, [new owner's index].
+/// ARGV: now, P, old hex, new hex, new uk or '', new expires_at, new ttl, field, value, ...
+/// Returns 1 rotated, 0 old gone (or expired, then deleted), -1 new key exists.
+const ROTATE: &str = r"
+local f = redis.call('HMGET', KEYS[1], 's', 'i', 'x', 'uk')
+if not f[1] then return 0 end
+local now = tonumber(ARGV[1])
+local function drop_old()
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], member(ARGV[3], f[4]))
+  if f[4] then redis.call('SREM', ARGV[2] .. 'u:' .. f[4], ARGV[3]) end
+end
+if now >= expiry(tonumber(f[1]), tonumber(f[2]), tonumber(f[3])) then
+  drop_old()
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+drop_old()
+hset_from(KEYS[2], ARGV, 8, #ARGV)
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call('ZADD', KEYS[3], ARGV[6], member(ARGV[4], ARGV[5]))
+if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[4]) end
+return 1
+";
+
+/// KEYS: record, expiry index. ARGV: P, key hex. Returns 1 if a record was deleted.
+const DELETE: &str = r"
+local uk = redis.call('HGET', KEYS[1], 'uk')
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], member(ARGV[2], uk))
+if uk then redis.call('SREM', ARGV[1] .. 'u:' .. uk, ARGV[2]) end
+return 1
+";
+
+/// KEYS: user index, expiry index. ARGV: P, user id, uk, key hex to keep or ''.
+/// Returns how many records were deleted. Drops stale members as it goes.
+const DELETE_BY_USER: &str = r"
+local n = 0
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if m ~= ARGV[4] then
+    local rec = ARGV[1] .. 's:' .. m
+    local u = redis.call('HGET', rec, 'u')
+    if u == ARGV[2] then
+      redis.call('DEL', rec)
+      n = n + 1
+    end
+    if u == ARGV[2] or not u then redis.call('ZREM', KEYS[2], member(m, ARGV[3])) end
+    redis.call('SREM', KEYS[1], m)
+  end
+end
+return n
+";
+
+/// KEYS: user index, expiry index. ARGV: P, uk.
+/// Returns key hex and fields (HGETALL), alternating, for every record in the index; drops
+/// stale members.
+const LIST_BY_USER: &str = r"
+local out = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local fields = redis.call('HGETALL', ARGV[1] .. 's:' .. m)
+  if #fields == 0 then
+    redis.call('SREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[2], member(m, ARGV[2]))
+  else
+    out[#out + 1] = m
+    out[#out + 1] = fields
+  end
+end
+return out
+";
+
+/// KEYS: user index, expiry index. ARGV: P, user id, uk, roles JSON.
+/// Returns how many records changed.
+const SET_ROLES_FOR_USER: &str = r"
+local n = 0
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local rec = ARGV[1] .. 's:' .. m
+  local u = redis.call('HGET', rec, 'u')
+  if u == ARGV[2] then
+    redis.call('HSET', rec, 'r', ARGV[4])
+    redis.call('HINCRBY', rec, 'v', 1)
+    n = n + 1
+  elseif not u then
+    redis.call('SREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[2], member(m, ARGV[3]))
+  end
+end
+return n
+";
+
+/// KEYS: user index, expiry index. ARGV: P, user id, uk, handle.
+/// Returns 1 if the user's session with that handle was deleted.
+const DELETE_BY_HANDLE: &str = r"
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local rec = ARGV[1] .. 's:' .. m
+  local f = redis.call('HMGET', rec, 'u', 'h')
+  if not f[1] then
+    redis.call('SREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[2], member(m, ARGV[3]))
+  elseif f[1] == ARGV[2] and f[2] == ARGV[4] then
+    redis.call('DEL', rec)
+    redis.call('SREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[2], member(m, ARGV[3]))
+    return 1
+  end
+end
+return 0
+";
+
+/// KEYS: expiry index. ARGV: P, now, limit.
+/// Deletes up to `limit` records expired at `now`; returns how many. Members whose record
+/// vanished by TTL are dropped (with their user index entry) without counting; members filed
+/// under an expiry that moved later are filed again. At most `limit + 1000` members are
+/// examined, so one call's work stays bounded.
+const DELETE_EXPIRED: &str = r"
+local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local deleted, examined = 0, 0
+local budget = limit + 1000
+while deleted < limit and examined < budget do
+  local want = math.min(limit - deleted, 500)
+  local batch = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[2], 'BYSCORE', 'LIMIT', 0,
+    string.format('%d', want))
+  if #batch == 0 then break end
+  for _, m in ipairs(batch) do
+    examined = examined + 1
+    local hex, uk = string.match(m, '^([^:]+):?(.*)$')
+    local rec = ARGV[1] .. 's:' .. hex
+    local f = redis.call('HMGET', rec, 's', 'i', 'x')
+    if not f[1] then
+      redis.call('ZREM', KEYS[1], m)
+      if uk ~= '' then redis.call('SREM', ARGV[1] .. 'u:' .. uk, hex) end
+    else
+      local e = expiry(tonumber(f[1]), tonumber(f[2]), tonumber(f[3]))
+      if e <= now then
+        redis.call('DEL', rec)
+        redis.call('ZREM', KEYS[1], m)
+        if uk ~= '' then redis.call('SREM', ARGV[1] .. 'u:' .. uk, hex) end
+        deleted = deleted + 1
+      else
+        redis.call('ZADD', KEYS[1], score(e), m)
+      end
+    end
+  end
+end
+return deleted
+";

@@ -1,0 +1,813 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisResult, Value};
+use sessionward_core::{
+    ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey, SessionRecord,
+    SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
+};
+
+use crate::codec::{self, DATA_PREFIX};
+use crate::scripts::SCRIPTS;
+
+/// How many expired records one sweeper call deletes (it loops until fewer are left).
+const SWEEP_BATCH: usize = 1_000;
+
+/// The configured namespace cannot be a Redis Cluster hash tag.
+#[derive(Debug)]
+struct InvalidNamespace(String);
+
+impl fmt::Display for InvalidNamespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid RedisStore namespace {:?}: it must be non-empty and hold no `{{` or `}}` (it becomes the hash tag `{{namespace}}`)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InvalidNamespace {}
+
+/// Maps a client result to the store's errors.
+fn map_err(e: redis::RedisError) -> StoreError {
+    if e.is_timeout() {
+        StoreError::Timeout(Some(Box::new(e)))
+    } else {
+        StoreError::backend(e)
+    }
+}
+
+fn unexpected(what: &str, v: &Value) -> StoreError {
+    StoreError::backend(format!(
+        "unexpected reply from a RedisStore script ({what}): {v:?}"
+    ))
+}
+
+fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn string_of(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// The fields of a flat `HGETALL` reply.
+fn fields_of(v: Value) -> Option<HashMap<String, String>> {
+    let Value::Array(items) = v else { return None };
+    let mut map = HashMap::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let Some(k) = it.next() {
+        map.insert(string_of(k)?, string_of(it.next()?)?);
+    }
+    Some(map)
+}
+
+/// The seconds a Redis TTL should last for a record expiring at `expires_at`, seen at `now`.
+fn ttl_secs(expires_at: Timestamp, now: Timestamp, slack: u64) -> u64 {
+    let left = u64::try_from(expires_at.unix().saturating_sub(now.unix())).unwrap_or(0);
+    left.saturating_add(slack).clamp(1, 1_000_000_000)
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    /// `{namespace}:`, the start of every key.
+    prefix: String,
+    /// The expiry index.
+    expiry_key: String,
+    namespace: String,
+    timeout: Duration,
+    ttl_slack: u64,
+    /// Dropped with the store, which wakes and ends the sweeper at once.
+    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Inner {
+    fn record_key(&self, key: &SessionKey) -> String {
+        format!("{}s:{}", self.prefix, key.to_hex())
+    }
+
+    fn user_key(&self, digest: &str) -> String {
+        format!("{}u:{digest}", self.prefix)
+    }
+
+    /// Runs one request under the store's deadline.
+    async fn run<T>(&self, fut: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(map_err(e)),
+            Err(elapsed) => Err(StoreError::Timeout(Some(Box::new(elapsed)))),
+        }
+    }
+
+    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let mut inv = SCRIPTS.delete_expired.prepare_invoke();
+        inv.key(&self.expiry_key)
+            .arg(&self.prefix)
+            .arg(now.unix())
+            .arg(u64::try_from(limit).unwrap_or(u64::MAX));
+        let mut conn = self.conn.clone();
+        let n: i64 = self.run(inv.invoke_async(&mut conn)).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// A [`SessionStore`] on Redis (or Redis Cluster): one hash per session, atomic Lua scripts,
+/// Redis TTLs plus an expiry index. See the [crate docs](crate) and `docs/redis.md`.
+///
+/// Cheap to clone (the clones share one multiplexed connection); usually used as
+/// `Arc<dyn SessionStore>`.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+    sweeper: SweeperStatus,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("namespace", &self.inner.namespace)
+            .field("timeout", &self.inner.timeout)
+            .field("ttl_slack_secs", &self.inner.ttl_slack)
+            .field("sweeper", &self.sweeper)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://` with a TLS-enabled build of `redis`) with the default settings.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for a malformed URL or a refused connection,
+    /// [`StoreError::Timeout`] if Redis does not answer in time.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder().connect(url).await
+    }
+
+    /// A builder for the namespace, timeouts, TTL slack, sweeper and clock.
+    #[must_use]
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// The namespace: every key of this store starts with `{namespace}:`.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// The state of the background sweeper.
+    #[must_use]
+    pub fn sweeper(&self) -> SweeperStatus {
+        self.sweeper.clone()
+    }
+}
+
+/// Whether a [`RedisStore`]'s background sweeper is running. Stays valid after the store is
+/// dropped, so a test can watch the sweeper stop.
+#[derive(Clone, Debug, Default)]
+pub struct SweeperStatus(Arc<AtomicBool>);
+
+impl SweeperStatus {
+    /// `true` while the sweeper task runs.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Builds a [`RedisStore`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sessionward_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), sessionward_core::StoreError> {
+/// let store = RedisStore::builder()
+///     .namespace("myapp-sessions")
+///     .timeout(Duration::from_millis(500))
+///     .connect("redis://127.0.0.1:6379")
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    namespace: String,
+    connect_timeout: Duration,
+    timeout: Duration,
+    reconnect_retries: usize,
+    ttl_slack: Duration,
+    sweep_interval: Option<Duration>,
+    clock: SharedClock,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("namespace", &self.namespace)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("reconnect_retries", &self.reconnect_retries)
+            .field("ttl_slack", &self.ttl_slack)
+            .field("sweep_interval", &self.sweep_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RedisStoreBuilder {
+    fn default() -> Self {
+        Self {
+            namespace: "sessionward".to_owned(),
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
+            reconnect_retries: 2,
+            ttl_slack: Duration::from_secs(60),
+            sweep_interval: Some(Duration::from_secs(60)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The namespace, so that several apps (or test runs) share one Redis: every key starts
+    /// with `{namespace}:`, which is also the Redis Cluster hash tag of every key. It must be
+    /// non-empty and hold no `{` or `}`. Default: `sessionward`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionward_core::StoreError> {
+    /// let store = sessionward_redis::RedisStore::builder()
+    ///     .namespace("shop")
+    ///     .connect("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// assert_eq!(store.namespace(), "shop");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long one connection attempt may take. Default: 2 s.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// let builder = sessionward_redis::RedisStore::builder().connect_timeout(Duration::from_secs(1));
+    /// ```
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The deadline of every store operation (and of every Redis response): past it the
+    /// operation fails with [`StoreError::Timeout`]. A write that timed out may or may not have
+    /// been applied. Default: 2 s.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// let builder = sessionward_redis::RedisStore::builder().timeout(Duration::from_millis(300));
+    /// ```
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many times the client retries a lost connection (with a jittered exponential delay
+    /// from 50 ms up to 500 ms) before the waiting operations fail; the next operation then
+    /// tries again. Default: 2.
+    ///
+    /// ```no_run
+    /// let builder = sessionward_redis::RedisStore::builder().reconnect_retries(0);
+    /// ```
+    #[must_use]
+    pub fn reconnect_retries(mut self, retries: usize) -> Self {
+        self.reconnect_retries = retries;
+        self
+    }
+
+    /// How long Redis keeps a record past its expiry before its TTL removes it. Expiry itself
+    /// is decided by the caller's clock on every operation; the slack covers clock skew between
+    /// app servers (a server whose clock is behind must not see its sessions vanish early) and
+    /// leaves `delete_expired` something to count. Default: 60 s.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// let builder = sessionward_redis::RedisStore::builder().ttl_slack(Duration::from_secs(300));
+    /// ```
+    #[must_use]
+    pub fn ttl_slack(mut self, slack: Duration) -> Self {
+        self.ttl_slack = slack;
+        self
+    }
+
+    /// How often the background sweeper calls
+    /// [`delete_expired`](SessionStore::delete_expired), which trims the expiry and user
+    /// indexes (Redis TTLs remove the records themselves). Default: 60 s.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// let builder = sessionward_redis::RedisStore::builder().sweep_interval(Duration::from_secs(300));
+    /// ```
+    #[must_use]
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep_interval = Some(every.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Turns the background sweeper off (call
+    /// [`delete_expired`](SessionStore::delete_expired) yourself, e.g. from one job for a
+    /// fleet).
+    ///
+    /// ```no_run
+    /// let builder = sessionward_redis::RedisStore::builder().without_sweeper();
+    /// ```
+    #[must_use]
+    pub fn without_sweeper(mut self) -> Self {
+        self.sweep_interval = None;
+        self
+    }
+
+    /// The clock the sweeper reads. Default: the system clock.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// let builder = sessionward_redis::RedisStore::builder()
+    ///     .clock(Arc::new(sessionward_core::SystemClock));
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(self.reconnect_retries)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+    }
+
+    /// Connects to the Redis at `url` and builds the store.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for a malformed URL, an invalid namespace or a refused
+    /// connection; [`StoreError::Timeout`] if Redis does not answer in time.
+    pub async fn connect(self, url: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(map_err)?;
+        self.connect_client(client).await
+    }
+
+    /// Connects with a [`redis::Client`] you configured (TLS, credentials, RESP3) and builds
+    /// the store. The connection is checked before this returns.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_client(self, client: redis::Client) -> Result<RedisStore, StoreError> {
+        self.check_namespace()?;
+        let config = self.manager_config();
+        // Every attempt is bounded by the connect timeout; the retries add their delays.
+        let retries = u32::try_from(self.reconnect_retries).unwrap_or(u32::MAX);
+        let deadline = (self.connect_timeout + Duration::from_millis(500))
+            .saturating_mul(retries.saturating_add(1));
+        let conn = match tokio::time::timeout(
+            deadline,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(map_err(e)),
+            Err(elapsed) => return Err(StoreError::Timeout(Some(Box::new(elapsed)))),
+        };
+        self.build_with(conn)
+    }
+
+    /// Builds the store without connecting: the first operation connects. Lets an app start
+    /// while Redis is still coming up (its requests fail with a [`StoreError`] until then).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for an invalid namespace.
+    pub fn connect_lazy(self, client: redis::Client) -> Result<RedisStore, StoreError> {
+        self.check_namespace()?;
+        let conn = ConnectionManager::new_lazy_with_config(client, self.manager_config())
+            .map_err(map_err)?;
+        self.build_with(conn)
+    }
+
+    /// Builds the store on a [`ConnectionManager`] you made (and configured: its response
+    /// timeout and retries are yours; this store still applies its own
+    /// [`timeout`](Self::timeout) to every operation).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for an invalid namespace.
+    pub fn build_with(self, conn: ConnectionManager) -> Result<RedisStore, StoreError> {
+        self.check_namespace()?;
+        let status = SweeperStatus::default();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let sweep = self.sweep_interval.zip(runtime);
+        let prefix = format!("{{{}}}:", self.namespace);
+        let inner = Arc::new(Inner {
+            conn,
+            expiry_key: format!("{prefix}x"),
+            prefix,
+            namespace: self.namespace,
+            timeout: self.timeout,
+            ttl_slack: self.ttl_slack.as_secs(),
+            _shutdown: sweep.is_some().then_some(tx),
+        });
+        match sweep {
+            Some((every, runtime)) => {
+                status.0.store(true, Ordering::SeqCst);
+                runtime.spawn(sweeper(
+                    Arc::downgrade(&inner),
+                    self.clock,
+                    every,
+                    rx,
+                    status.clone(),
+                ));
+            }
+            None if self.sweep_interval.is_some() => {
+                tracing::warn!(
+                    "RedisStore built outside a Tokio runtime: no background sweeper; records still expire by TTL, but the expiry and user indexes are only trimmed by delete_expired"
+                );
+            }
+            None => {}
+        }
+        Ok(RedisStore {
+            inner,
+            sweeper: status,
+        })
+    }
+
+    fn check_namespace(&self) -> Result<(), StoreError> {
+        let ns = &self.namespace;
+        if ns.is_empty() || ns.contains(['{', '}']) {
+            return Err(StoreError::backend(InvalidNamespace(ns.clone())));
+        }
+        Ok(())
+    }
+}
+
+async fn sweeper(
+    inner: Weak<Inner>,
+    clock: SharedClock,
+    every: Duration,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+    status: SweeperStatus,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {}
+        }
+        let Some(inner) = inner.upgrade() else { break };
+        let now = clock.now();
+        let mut total = 0;
+        loop {
+            match inner.delete_expired(now, SWEEP_BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < SWEEP_BATCH as u64 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "session sweeper could not reach Redis");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::debug!(deleted = total, "session sweeper deleted expired sessions");
+        }
+    }
+    status.0.store(false, Ordering::SeqCst);
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let fields = codec::record_fields(record)?;
+        let digest = record.user.as_ref().map(codec::user_digest);
+        let expires_at = record.expires_at();
+        let mut inv = SCRIPTS.create.prepare_invoke();
+        inv.key(inner.record_key(&record.key))
+            .key(&inner.expiry_key);
+        if let Some(d) = &digest {
+            inv.key(inner.user_key(d));
+        }
+        inv.arg(record.key.to_hex())
+            .arg(digest.as_deref().unwrap_or(""))
+            .arg(expires_at.unix())
+            .arg(ttl_secs(expires_at, record.last_seen_at, inner.ttl_slack))
+            .arg(fields);
+        let mut conn = inner.conn.clone();
+        let created: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Collision)
+        }
+    }
+
+    async fn load(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let inner = &self.inner;
+        let mut conn = inner.conn.clone();
+        let cmd = redis::cmd("HGETALL").arg(inner.record_key(key)).to_owned();
+        let fields: HashMap<String, String> = inner.run(cmd.query_async(&mut conn)).await?;
+        Ok(codec::decode(*key, &fields)?.filter(|r| r.is_live(now)))
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        expected_version: u64,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError> {
+        let inner = &self.inner;
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let opt = |v: Option<i64>| v.map_or_else(String::new, |n| n.to_string());
+        let data = &changes.data;
+        let mut inv = SCRIPTS.save.prepare_invoke();
+        inv.key(inner.record_key(key))
+            .key(&inner.expiry_key)
+            .arg(now.unix())
+            .arg(expected_version)
+            .arg(flag(changes.is_structural()))
+            .arg(flag(data.clear))
+            .arg(
+                changes
+                    .roles
+                    .as_ref()
+                    .map_or_else(String::new, codec::roles_json),
+            )
+            .arg(opt(changes.last_seen_at.map(Timestamp::unix)))
+            .arg(opt(changes.absolute_expires_at.map(Timestamp::unix)))
+            .arg(
+                changes
+                    .idle_timeout
+                    .map_or_else(String::new, |d| codec::secs(d).to_string()),
+            )
+            .arg(inner.ttl_slack)
+            .arg(key.to_hex())
+            .arg(data.set.len());
+        for (k, v) in &data.set {
+            inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.to_string());
+        }
+        for k in &data.remove {
+            inv.arg(format!("{DATA_PREFIX}{k}"));
+        }
+        let mut conn = inner.conn.clone();
+        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let Value::Array(items) = &reply else {
+            return Err(unexpected("save", &reply));
+        };
+        let version = || {
+            items
+                .get(1)
+                .and_then(int_of)
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(|| unexpected("save", &reply))
+        };
+        match items.first().and_then(int_of) {
+            Some(0) => Ok(SaveOutcome::Gone),
+            Some(1) => Ok(SaveOutcome::Saved {
+                version: version()?,
+            }),
+            Some(2) => Ok(SaveOutcome::Conflict {
+                current_version: version()?,
+            }),
+            _ => Err(unexpected("save", &reply)),
+        }
+    }
+
+    async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let mut inv = SCRIPTS.touch.prepare_invoke();
+        inv.key(inner.record_key(key))
+            .key(&inner.expiry_key)
+            .arg(now.unix())
+            .arg(inner.ttl_slack)
+            .arg(key.to_hex());
+        let mut conn = inner.conn.clone();
+        let touched: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        Ok(touched == 1)
+    }
+
+    async fn rotate(
+        &self,
+        old: &SessionKey,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        let inner = &self.inner;
+        let fields = codec::record_fields(new)?;
+        let digest = new.user.as_ref().map(codec::user_digest);
+        let expires_at = new.expires_at();
+        let mut inv = SCRIPTS.rotate.prepare_invoke();
+        inv.key(inner.record_key(old))
+            .key(inner.record_key(&new.key))
+            .key(&inner.expiry_key);
+        if let Some(d) = &digest {
+            inv.key(inner.user_key(d));
+        }
+        inv.arg(now.unix())
+            .arg(&inner.prefix)
+            .arg(old.to_hex())
+            .arg(new.key.to_hex())
+            .arg(digest.as_deref().unwrap_or(""))
+            .arg(expires_at.unix())
+            .arg(ttl_secs(expires_at, now, inner.ttl_slack))
+            .arg(fields);
+        let mut conn = inner.conn.clone();
+        let outcome: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        match outcome {
+            1 => Ok(RotateOutcome::Rotated),
+            0 => Ok(RotateOutcome::Gone),
+            _ => Err(StoreError::Collision),
+        }
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let mut inv = SCRIPTS.delete.prepare_invoke();
+        inv.key(inner.record_key(key))
+            .key(&inner.expiry_key)
+            .arg(&inner.prefix)
+            .arg(key.to_hex());
+        let mut conn = inner.conn.clone();
+        let deleted: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        Ok(deleted == 1)
+    }
+
+    async fn delete_by_user(
+        &self,
+        user: &UserId,
+        except: Option<&SessionKey>,
+    ) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let digest = codec::user_digest(user);
+        let mut inv = SCRIPTS.delete_by_user.prepare_invoke();
+        inv.key(inner.user_key(&digest))
+            .key(&inner.expiry_key)
+            .arg(&inner.prefix)
+            .arg(user.as_str())
+            .arg(&digest)
+            .arg(except.map_or_else(String::new, SessionKey::to_hex));
+        let mut conn = inner.conn.clone();
+        let n: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn list_by_user(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let inner = &self.inner;
+        let digest = codec::user_digest(user);
+        let mut inv = SCRIPTS.list_by_user.prepare_invoke();
+        inv.key(inner.user_key(&digest))
+            .key(&inner.expiry_key)
+            .arg(&inner.prefix)
+            .arg(&digest);
+        let mut conn = inner.conn.clone();
+        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("list_by_user", &reply));
+        };
+        let mut out = Vec::with_capacity(items.len() / 2);
+        let mut it = items.into_iter();
+        while let (Some(hex), Some(fields)) = (it.next(), it.next()) {
+            let key = string_of(hex)
+                .as_deref()
+                .and_then(codec::key_from_hex)
+                .ok_or_else(|| StoreError::corrupt("a user index member is not a key"))?;
+            let fields =
+                fields_of(fields).ok_or_else(|| StoreError::corrupt("a record is not a hash"))?;
+            if let Some(r) = codec::decode(key, &fields)?
+                && r.user.as_ref() == Some(user)
+                && r.is_live(now)
+            {
+                out.push(r);
+            }
+        }
+        out.sort_by_key(|r| (r.created_at, r.handle));
+        Ok(out)
+    }
+
+    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let digest = codec::user_digest(user);
+        let mut inv = SCRIPTS.set_roles_for_user.prepare_invoke();
+        inv.key(inner.user_key(&digest))
+            .key(&inner.expiry_key)
+            .arg(&inner.prefix)
+            .arg(user.as_str())
+            .arg(&digest)
+            .arg(codec::roles_json(roles));
+        let mut conn = inner.conn.clone();
+        let n: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn delete_by_handle(
+        &self,
+        user: &UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let digest = codec::user_digest(user);
+        let mut inv = SCRIPTS.delete_by_handle.prepare_invoke();
+        inv.key(inner.user_key(&digest))
+            .key(&inner.expiry_key)
+            .arg(&inner.prefix)
+            .arg(user.as_str())
+            .arg(&digest)
+            .arg(handle.to_string());
+        let mut conn = inner.conn.clone();
+        let deleted: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        Ok(deleted == 1)
+    }
+
+    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        self.inner.delete_expired(now, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_expiry_minus_now_plus_slack_at_least_one_second() {
+        let t = Timestamp::from_unix(1_000);
+        assert_eq!(ttl_secs(Timestamp::from_unix(1_060), t, 0), 60);
+        assert_eq!(ttl_secs(Timestamp::from_unix(1_060), t, 30), 90);
+        assert_eq!(ttl_secs(Timestamp::from_unix(900), t, 0), 1);
+        assert_eq!(
+            ttl_secs(Timestamp::from_unix(i64::MAX), t, 60),
+            1_000_000_000
+        );
+    }
+
+    #[test]
+    fn namespace_must_make_a_hash_tag() {
+        for bad in ["", "a{b", "a}b", "{x}"] {
+            let b = RedisStore::builder().namespace(bad).without_sweeper();
+            assert!(b.check_namespace().is_err(), "accepted {bad:?}");
+        }
+        assert!(
+            RedisStore::builder()
+                .namespace("app-1:sessions")
+                .check_namespace()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn replies_are_read_leniently() {
+        assert_eq!(int_of(&Value::Int(3)), Some(3));
+        assert_eq!(int_of(&Value::BulkString(b"42".to_vec())), Some(42));
+        assert_eq!(int_of(&Value::Nil), None);
+        let fields = fields_of(Value::Array(vec![
+            Value::BulkString(b"h".to_vec()),
+            Value::BulkString(b"x".to_vec()),
+        ]))
+        .expect("fields");
+        assert_eq!(fields.get("h").map(String::as_str), Some("x"));
+        assert!(fields_of(Value::Array(vec![Value::BulkString(b"h".to_vec())])).is_none());
+    }
+}

@@ -1,0 +1,422 @@
+//! RedisStore: the conformance suite against `REDIS_URL`, and what is particular to Redis (one
+//! command per load, TTLs, the key layout, index upkeep) on a `redis-server` of the test's own.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{RedisServer, command_calls, skip_or_panic, unique};
+use serde_json::json;
+use sessionward_core::{
+    ChangeSet, Clock as _, RoleSet, SessionData, SessionHandle, SessionRecord, SessionStore,
+    SessionToken, SystemClock, Timestamp, UserId,
+};
+use sessionward_redis::RedisStore;
+use sessionward_redis::redis::{self, AsyncCommands as _};
+
+fn record(user: Option<&str>, at: Timestamp) -> SessionRecord {
+    let mut r = SessionRecord::new(
+        SessionToken::generate().expect("rng").key(),
+        SessionHandle::generate().expect("rng"),
+        at,
+        Duration::from_secs(60),
+        Duration::from_secs(3600),
+    );
+    r.user = user.map(UserId::from);
+    r
+}
+
+/// Deletes every key whose name starts with `pattern_prefix` (SCAN, bounded).
+async fn delete_keys(conn: &mut redis::aio::ConnectionManager, pattern_prefix: &str) -> usize {
+    let pattern = format!("{pattern_prefix}*");
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    for _ in 0..100_000 {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("scan");
+        if !keys.is_empty() {
+            let n: usize = conn.del(&keys).await.expect("del");
+            deleted += n;
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    deleted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance() {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        skip_or_panic("conformance", "REDIS_URL is not set");
+        return;
+    };
+    let client = redis::Client::open(url.as_str()).expect("REDIS_URL parses");
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(2);
+    let manager = tokio::time::timeout(
+        Duration::from_secs(15),
+        redis::aio::ConnectionManager::new_with_config(client, config),
+    )
+    .await
+    .expect("connecting to REDIS_URL timed out")
+    .unwrap_or_else(|e| panic!("cannot connect to REDIS_URL {url}: {e}"));
+    // One namespace per case: a fresh, empty store each time, and nothing shared with other
+    // runs on the same Redis.
+    let run = unique("swtest");
+    let n = AtomicUsize::new(0);
+    let factory_manager = manager.clone();
+    sessionward_conformance::run_all(|| {
+        let ns = format!("{run}-{}", n.fetch_add(1, Ordering::Relaxed));
+        let store = RedisStore::builder()
+            .namespace(ns)
+            .timeout(Duration::from_secs(5))
+            .without_sweeper()
+            .build_with(factory_manager.clone())
+            .expect("store");
+        async move { Arc::new(store) as Arc<dyn SessionStore> }
+    })
+    .await;
+    let mut conn = manager;
+    let deleted = delete_keys(&mut conn, &format!("{{{run}-")).await;
+    eprintln!("conformance: removed {deleted} keys of this run");
+}
+
+/// A store on a server of the test's own, with no sweeper.
+async fn own_store(server: &RedisServer, ns: &str) -> RedisStore {
+    RedisStore::builder()
+        .namespace(ns)
+        .without_sweeper()
+        .connect(&server.url())
+        .await
+        .expect("connect to the test's redis-server")
+}
+
+/// The calls per command since `before`, without the INFO calls that took the snapshots.
+fn delta(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .filter_map(|(name, &calls)| {
+            let d = calls - before.get(name).copied().unwrap_or(0);
+            (d > 0).then(|| (name.clone(), d))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_costs_one_command_and_save_one_script_call() {
+    let Some(server) = RedisServer::start("load_costs_one_command") else {
+        return;
+    };
+    let store = own_store(&server, "count").await;
+    let t = SystemClock.now();
+    let mut r = record(Some("alice"), t);
+    r.data = SessionData::from_json(r#"{"cart":["a"],"theme":"dark"}"#).expect("json");
+    store.create(&r).await.expect("create");
+    // Warm the script cache, so that the counts below are steady-state.
+    let mut c = ChangeSet::default();
+    c.data.insert("n", json!(0));
+    store.save(&r.key, 0, &c, t).await.expect("save");
+    store.touch(&r.key, t).await.expect("touch");
+
+    let before = command_calls(&server.raw("INFO commandstats"));
+    for _ in 0..10 {
+        let back = store.load(&r.key, t).await.expect("load").expect("live");
+        assert_eq!(
+            back.data.to_map().expect("map").get("theme"),
+            Some(&json!("dark"))
+        );
+    }
+    assert!(
+        store
+            .load(&SessionToken::generate().expect("rng").key(), t)
+            .await
+            .expect("load")
+            .is_none()
+    );
+    let after = command_calls(&server.raw("INFO commandstats"));
+    let loads = delta(&before, &after);
+    assert_eq!(
+        loads,
+        [("hgetall".to_owned(), 11)].into_iter().collect(),
+        "11 loads must be 11 HGETALLs and nothing else"
+    );
+
+    // A save is one EVALSHA (the commands it runs inside Redis are not round trips).
+    let before = command_calls(&server.raw("INFO commandstats"));
+    let mut c = ChangeSet::default();
+    c.data.insert("n", json!(1));
+    store.save(&r.key, 1, &c, t).await.expect("save");
+    store
+        .touch(&r.key, t + Duration::from_secs(1))
+        .await
+        .expect("touch");
+    let after = command_calls(&server.raw("INFO commandstats"));
+    let d = delta(&before, &after);
+    assert_eq!(d.get("evalsha"), Some(&2), "{d:?}");
+    assert!(
+        !d.contains_key("eval") && !d.contains_key("script|load"),
+        "{d:?}"
+    );
+    assert!(
+        !d.contains_key("hgetall"),
+        "a save must not read the record back: {d:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_follow_the_documented_layout_with_ttls() {
+    let Some(server) = RedisServer::start("keys_follow_the_documented_layout") else {
+        return;
+    };
+    let store = own_store(&server, "layout").await;
+    let t = SystemClock.now();
+    let r = record(Some("bob@example.com"), t);
+    store.create(&r).await.expect("create");
+    let anon = record(None, t);
+    store.create(&anon).await.expect("create");
+
+    let mut conn = redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut keys: Vec<String> = conn.keys("*").await.expect("keys");
+    keys.sort();
+    let rec = format!("{{layout}}:s:{}", r.key.to_hex());
+    let anon_rec = format!("{{layout}}:s:{}", anon.key.to_hex());
+    assert!(keys.contains(&rec) && keys.contains(&anon_rec), "{keys:?}");
+    assert!(keys.contains(&"{layout}:x".to_owned()), "{keys:?}");
+    assert_eq!(
+        keys.len(),
+        4,
+        "two records, the expiry index, one user index: {keys:?}"
+    );
+    // No key holds the user id in the clear, and every key has the namespace's hash tag.
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("{layout}:") && !k.contains("bob")),
+        "{keys:?}"
+    );
+    let user_index = keys
+        .iter()
+        .find(|k| k.starts_with("{layout}:u:"))
+        .expect("user index");
+    let members: Vec<String> = conn.smembers(user_index).await.expect("smembers");
+    assert_eq!(members, vec![r.key.to_hex()]);
+    // Record TTL = expiry - now (60 s idle) + the default 60 s slack.
+    let ttl: i64 = conn.ttl(&rec).await.expect("ttl");
+    assert!((100..=120).contains(&ttl), "ttl {ttl}");
+    // The expiry index holds the expiry of the caller's clock.
+    let score: f64 = conn
+        .zscore(
+            "{layout}:x",
+            r.key.to_hex() + ":" + user_index.rsplit(':').next().expect("digest"),
+        )
+        .await
+        .expect("zscore");
+    assert_eq!(score as i64, (t + Duration::from_secs(60)).unix());
+    // A touch moves both.
+    store
+        .touch(&r.key, t + Duration::from_secs(30))
+        .await
+        .expect("touch");
+    let score: f64 = conn
+        .zscore(
+            "{layout}:x",
+            r.key.to_hex() + ":" + user_index.rsplit(':').next().expect("digest"),
+        )
+        .await
+        .expect("zscore");
+    assert_eq!(score as i64, (t + Duration::from_secs(90)).unix());
+    // Deleting the signed-in record leaves no trace of it: record, index entry, expiry entry.
+    assert!(store.delete(&r.key).await.expect("delete"));
+    let mut keys: Vec<String> = conn.keys("*").await.expect("keys");
+    keys.sort();
+    assert_eq!(keys, vec![anon_rec, "{layout}:x".to_owned()]);
+    let n: usize = conn.zcard("{layout}:x").await.expect("zcard");
+    assert_eq!(n, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_are_trimmed_when_records_vanish_by_ttl() {
+    let Some(server) = RedisServer::start("indexes_are_trimmed") else {
+        return;
+    };
+    let store = RedisStore::builder()
+        .namespace("ttl")
+        .ttl_slack(Duration::ZERO)
+        .without_sweeper()
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    let t = SystemClock.now();
+    let mut short = record(Some("carol"), t);
+    short.absolute_expires_at = t + Duration::from_secs(1);
+    let long = record(Some("carol"), t);
+    store.create(&short).await.expect("create");
+    store.create(&long).await.expect("create");
+    let mut conn = redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    // Wait (bounded) for Redis' TTL to remove the short record.
+    let short_key = format!("{{ttl}}:s:{}", short.key.to_hex());
+    let mut gone = false;
+    for _ in 0..60 {
+        let exists: bool = conn.exists(&short_key).await.expect("exists");
+        if !exists {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "Redis did not expire the record within 6 s");
+    assert_eq!(conn.zcard::<_, usize>("{ttl}:x").await.expect("zcard"), 2);
+    // A record that vanished by TTL is not counted, but its index entries go.
+    let later = t + Duration::from_secs(2);
+    assert_eq!(store.delete_expired(later, 100).await.expect("sweep"), 0);
+    assert_eq!(conn.zcard::<_, usize>("{ttl}:x").await.expect("zcard"), 1);
+    let listed = store
+        .list_by_user(&UserId::from("carol"), later)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.iter().map(|r| r.key).collect::<Vec<_>>(),
+        vec![long.key]
+    );
+    let user_keys: Vec<String> = conn.keys("{ttl}:u:*").await.expect("keys");
+    let members: Vec<String> = conn.smembers(&user_keys[0]).await.expect("smembers");
+    assert_eq!(members, vec![long.key.to_hex()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_values_keep_their_json_exactly() {
+    let Some(server) = RedisServer::start("data_values_keep_their_json") else {
+        return;
+    };
+    let store = own_store(&server, "json").await;
+    let t = SystemClock.now();
+    let r = record(None, t);
+    store.create(&r).await.expect("create");
+    let mut c = ChangeSet::default();
+    c.data.insert("empty_list", json!([]));
+    c.data.insert("empty_obj", json!({}));
+    c.data.insert("big", json!(9_007_199_254_740_993_u64));
+    c.data.insert("float", json!(0.1));
+    c.data.insert("unicode \"key\" é", json!("snow ☃"));
+    store.save(&r.key, 0, &c, t).await.expect("save");
+    let map = store
+        .load(&r.key, t)
+        .await
+        .expect("load")
+        .expect("live")
+        .data
+        .to_map()
+        .expect("map");
+    assert_eq!(map.get("empty_list"), Some(&json!([])));
+    assert_eq!(map.get("empty_obj"), Some(&json!({})));
+    assert_eq!(map.get("big"), Some(&json!(9_007_199_254_740_993_u64)));
+    assert_eq!(map.get("float"), Some(&json!(0.1)));
+    assert_eq!(map.get("unicode \"key\" é"), Some(&json!("snow ☃")));
+    // clear removes every data key and nothing else.
+    let mut c = ChangeSet::default();
+    c.data.clear();
+    c.data.insert("only", json!(true));
+    c.roles = Some(RoleSet::from_iter(["x"]));
+    store.save(&r.key, 1, &c, t).await.expect("save");
+    let back = store.load(&r.key, t).await.expect("load").expect("live");
+    assert_eq!(back.data.as_json(), r#"{"only":true}"#);
+    assert_eq!(back.roles, RoleSet::from_iter(["x"]));
+    assert_eq!(back.handle, r.handle);
+    assert_eq!(back.version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_namespace_and_unreachable_redis_are_errors() {
+    let err = RedisStore::builder()
+        .namespace("a}b")
+        .connect("redis://127.0.0.1:1")
+        .await
+        .expect_err("namespace");
+    assert!(err.to_string().contains("failed"), "{err}");
+    let started = std::time::Instant::now();
+    let err = RedisStore::builder()
+        .connect_timeout(Duration::from_millis(200))
+        .reconnect_retries(0)
+        .connect("redis://127.0.0.1:1")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    eprintln!("unreachable: {err}");
+    assert!(RedisStore::builder().connect("not a url").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeper_deletes_expired_records_and_stops_with_the_store() {
+    let Some(server) = RedisServer::start("sweeper") else {
+        return;
+    };
+    let clock = Arc::new(sessionward_core::TestClock::new(Timestamp::from_unix(
+        1_000_000,
+    )));
+    let store = RedisStore::builder()
+        .namespace("sweep")
+        .sweep_interval(Duration::from_millis(50))
+        .clock(clock.clone())
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    let status = store.sweeper();
+    assert!(status.is_running());
+    let r = record(Some("dan"), clock.now());
+    store.create(&r).await.expect("create");
+    clock.advance(Duration::from_secs(61));
+    let mut conn = redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let rec = format!("{{sweep}}:s:{}", r.key.to_hex());
+    let mut swept = false;
+    for _ in 0..100 {
+        if !conn.exists::<_, bool>(&rec).await.expect("exists") {
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        swept,
+        "the sweeper did not delete the expired record within 5 s"
+    );
+    drop(store);
+    for _ in 0..100 {
+        if !status.is_running() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!status.is_running(), "the sweeper outlived its store");
+}
