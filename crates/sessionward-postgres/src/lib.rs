@@ -57,6 +57,8 @@
 //! of your own against the conformance suite.
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod plan_tests;
 mod row;
 mod sql;
 mod store;

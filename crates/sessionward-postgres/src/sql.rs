@@ -110,15 +110,17 @@ DELETE FROM sessionward_sessions \
 WHERE user_id = $1 AND user_id IS NOT NULL AND handle = $2";
 
 /// Deletes up to `$2` records that expired at or before `$1`, oldest expiry first, through the
-/// expiry index. Rows locked by a concurrent writer (a touch that may extend them, or another
-/// instance's sweeper) are skipped, never waited for and never deleted from under the writer.
+/// expiry index; the chosen keys are then deleted through the primary key (`= ANY(ARRAY(..))`
+/// makes the batch an init plan, so the delete never scans or hashes the table). Rows locked by
+/// a concurrent writer (a touch that may extend them, or another instance's sweeper) are
+/// skipped, never waited for and never deleted from under the writer.
 pub(crate) const DELETE_EXPIRED: &str = "\
-DELETE FROM sessionward_sessions WHERE key IN ( \
+DELETE FROM sessionward_sessions WHERE key = ANY(ARRAY( \
     SELECT key FROM sessionward_sessions \
     WHERE expires_at <= $1 \
     ORDER BY expires_at \
     LIMIT $2 \
-    FOR UPDATE SKIP LOCKED)";
+    FOR UPDATE SKIP LOCKED))";
 
 #[cfg(test)]
 mod tests {
@@ -130,5 +132,4 @@ mod tests {
             assert!(computed > 0 && computed == clamped, "{sql}");
         }
     }
-
 }

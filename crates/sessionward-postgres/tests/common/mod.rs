@@ -98,7 +98,8 @@ pub async fn ensure_database(url: &str) {
         .await;
     if let Err(e) = created {
         // Another test created it first.
-        let duplicate = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+        let duplicate =
+            matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
         assert!(duplicate, "CREATE DATABASE {name}: {e}");
     }
     let _ = admin.close().await;
@@ -155,7 +156,8 @@ impl TestDb {
 
     /// Drops this run's schemas.
     pub async fn cleanup(&self) {
-        self.drop_schemas_like(&format!("{}\\_%", self.prefix)).await;
+        self.drop_schemas_like(&format!("{}\\_%", self.prefix))
+            .await;
     }
 
     /// Drops schemas that earlier, interrupted runs of any test left behind (older than an
@@ -280,7 +282,9 @@ impl Cluster {
     /// Creates and starts a cluster, or skips when the PostgreSQL binaries are missing.
     pub fn start_new() -> Option<Self> {
         let Some(bin) = pg_bin() else {
-            return skip("no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql");
+            return skip(
+                "no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql",
+            );
         };
         let as_postgres = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0) == 0;
         let dir = std::env::temp_dir().join(unique_name("sw_pg_cluster"));
@@ -294,7 +298,9 @@ impl Cluster {
         if as_postgres {
             assert!(
                 run(
-                    Command::new("chown").arg("postgres:postgres").arg(&cluster.dir),
+                    Command::new("chown")
+                        .arg("postgres:postgres")
+                        .arg(&cluster.dir),
                     Duration::from_secs(10)
                 ),
                 "chown of {} to postgres failed",
@@ -303,10 +309,15 @@ impl Cluster {
         }
         let data = cluster.data();
         let mut initdb = cluster.command("initdb");
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        initdb.arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]);
         assert!(
             run(&mut initdb, Duration::from_secs(120)),
             "initdb failed in {}",

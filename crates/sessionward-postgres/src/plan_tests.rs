@@ -1,0 +1,202 @@
+//! The query plans of the store's own statements, against the server at `DATABASE_URL`:
+//! lookups by key, user and expiry go through their indexes on a table of realistic size.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool};
+
+use crate::PostgresStore;
+use crate::row::to_db;
+use crate::sql;
+use sessionward_core::Timestamp;
+
+const ROWS: i64 = 20_000;
+const NOW: i64 = 1_900_000_000;
+
+/// A migrated schema of its own holding [`ROWS`] sessions of 4,000 users, 1 % of them expired at
+/// [`NOW`]; `None` (skipped) without `DATABASE_URL`.
+async fn populated() -> Option<(PgPool, PgPool, String)> {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var("SESSIONWARD_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "SESSIONWARD_REQUIRE_SERVICES=1 but DATABASE_URL is not set"
+        );
+        eprintln!("skipped: DATABASE_URL is not set");
+        return None;
+    };
+    let options: PgConnectOptions = url.parse().expect("DATABASE_URL parses");
+    let options = options.options([("statement_timeout", "60s")]);
+    let connect = |o: PgConnectOptions| {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(o)
+    };
+    let admin = connect(options.clone());
+    let schema = format!(
+        "swt_plan_{}_{}",
+        Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).unix(),
+        std::process::id()
+    );
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    let pool = connect(options.options([("search_path", &schema)]));
+    let store = PostgresStore::builder(pool.clone())
+        .without_sweeper()
+        .build();
+    store.migrate().await.expect("migrate");
+    // Rows with random keys; every 100th expired at NOW, the others live for hours to days.
+    sqlx::query(
+        "INSERT INTO sessionward_sessions (key, handle, user_id, roles, data, created_at, \
+            last_seen_at, idle_timeout_secs, absolute_expires_at, expires_at) \
+         SELECT sha256(int8send(i)), substr(sha256(int8send(-i)), 1, 16), \
+            CASE WHEN i % 5 = 0 THEN NULL ELSE 'user-' || (i % 4000) END, '{user}', \
+            jsonb_build_object('n', i), to_timestamp($2) - interval '1 hour', \
+            to_timestamp($2), 1800, to_timestamp($2) + interval '12 hours', \
+            CASE WHEN i % 100 = 0 THEN to_timestamp($2) - interval '1 minute' \
+                 ELSE to_timestamp($2) + (i % 1000) * interval '1 minute' END \
+         FROM generate_series(1, $1) AS i",
+    )
+    .bind(ROWS)
+    .bind(NOW)
+    .execute(&pool)
+    .await
+    .expect("populate");
+    sqlx::query("ANALYZE sessionward_sessions")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    Some((admin, pool, schema))
+}
+
+/// The plan of `statement` with the given parameters, as text.
+async fn explain<'q>(
+    pool: &PgPool,
+    statement: &'static str,
+    bind: impl FnOnce(
+        sqlx::query::QueryScalar<'q, sqlx::Postgres, String, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryScalar<
+        'q,
+        sqlx::Postgres,
+        String,
+        sqlx::postgres::PgArguments,
+    >,
+) -> String {
+    let query = sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN {statement}")));
+    bind(query)
+        .fetch_all(pool)
+        .await
+        .expect("explain")
+        .join("\n")
+}
+
+/// Whether some node of `plan` scans index `index` (plain, index-only or bitmap).
+fn scans_index(plan: &str, index: &str) -> bool {
+    plan.lines()
+        .any(|line| line.contains("Index") && line.contains("Scan") && line.contains(index))
+}
+
+#[tokio::test]
+async fn lookups_use_the_indexes() {
+    let Some((admin, pool, schema)) = populated().await else {
+        return;
+    };
+    let key: Vec<u8> = sqlx::query_scalar("SELECT sha256(int8send(4242::int8))")
+        .fetch_one(&pool)
+        .await
+        .expect("a key");
+    let now = to_db(Timestamp::from_unix(NOW));
+
+    let load = explain(&pool, sql::LOAD, |q| q.bind(key.clone()).bind(now)).await;
+    assert!(
+        scans_index(&load, "sessionward_sessions_pkey") && !load.contains("Seq Scan"),
+        "load:\n{load}"
+    );
+
+    let sweep = explain(&pool, sql::DELETE_EXPIRED, |q| q.bind(now).bind(1000_i64)).await;
+    assert!(
+        scans_index(&sweep, "sessionward_sessions_expires_idx")
+            && scans_index(&sweep, "sessionward_sessions_pkey")
+            && !sweep.contains("Seq Scan"),
+        "delete_expired:\n{sweep}"
+    );
+
+    let list = explain(&pool, sql::LIST_BY_USER, |q| q.bind("user-17").bind(now)).await;
+    assert!(
+        scans_index(&list, "sessionward_sessions_user_idx") && !list.contains("Seq Scan"),
+        "list_by_user:\n{list}"
+    );
+
+    // The generic plans too: what a long-running application uses once PostgreSQL stops
+    // planning its prepared statements for each set of values.
+    let mut conn = pool.acquire().await.expect("a connection");
+    for (name, types, statement) in [
+        ("sw_load", "bytea, timestamptz", sql::LOAD),
+        ("sw_sweep", "timestamptz, int8", sql::DELETE_EXPIRED),
+    ] {
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "PREPARE {name}({types}) AS {statement}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .expect("prepare");
+    }
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .expect("force generic plans");
+    let generic = |rows: Vec<String>| rows.join("\n");
+    // EXECUTE takes no bind parameters: the (test's own) values go in as literals.
+    let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let load: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "EXPLAIN EXECUTE sw_load('\\x{key_hex}', to_timestamp({NOW}))"
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .expect("explain generic load");
+    let load = generic(load);
+    assert!(
+        scans_index(&load, "sessionward_sessions_pkey") && !load.contains("Seq Scan"),
+        "generic load:\n{load}"
+    );
+    let sweep: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "EXPLAIN EXECUTE sw_sweep(to_timestamp({NOW}), 1000)"
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .expect("explain generic sweep");
+    let sweep = generic(sweep);
+    assert!(
+        scans_index(&sweep, "sessionward_sessions_expires_idx")
+            && scans_index(&sweep, "sessionward_sessions_pkey")
+            && !sweep.contains("Seq Scan"),
+        "generic delete_expired:\n{sweep}"
+    );
+    drop(conn.detach());
+
+    // And the sweep deletes what the plan promises: the expired 1 %, in batches.
+    let store = PostgresStore::builder(pool.clone())
+        .without_sweeper()
+        .build();
+    let mut deleted = 0;
+    loop {
+        let n =
+            sessionward_core::SessionStore::delete_expired(&store, Timestamp::from_unix(NOW), 64)
+                .await
+                .expect("sweep");
+        assert!(n <= 64);
+        deleted += n;
+        if n < 64 {
+            break;
+        }
+    }
+    assert_eq!(deleted, u64::try_from(ROWS / 100).unwrap_or(0));
+
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .expect("drop schema");
+}
