@@ -287,7 +287,13 @@ impl Cluster {
             );
         };
         let as_postgres = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0) == 0;
-        let dir = std::env::temp_dir().join(unique_name("sw_pg_cluster"));
+        // The postgres user must reach the directory: under root, use /tmp whatever TMPDIR says.
+        let base = if as_postgres {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(unique_name("sw_pg_cluster"));
         fs::create_dir_all(&dir).expect("create the cluster directory");
         let mut cluster = Self {
             bin,
