@@ -104,6 +104,18 @@ async fn lookups_use_the_indexes() {
     let Some((admin, pool, schema)) = populated().await else {
         return;
     };
+    // Checked in a task of its own, so that the schema is dropped whatever the outcome.
+    let outcome = tokio::spawn(check_plans(pool)).await;
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .expect("drop schema");
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn check_plans(pool: PgPool) {
     let key: Vec<u8> = sqlx::query_scalar("SELECT sha256(int8send(4242::int8))")
         .fetch_one(&pool)
         .await
@@ -194,9 +206,4 @@ async fn lookups_use_the_indexes() {
         }
     }
     assert_eq!(deleted, u64::try_from(ROWS / 100).unwrap_or(0));
-
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .expect("drop schema");
 }

@@ -203,7 +203,9 @@ impl PostgresStoreBuilder {
     /// The longest one store operation may take, waiting for a pooled connection included;
     /// past it the operation fails with [`StoreError::Timeout`]. A last line of defence against
     /// an unreachable server: also give the pool an `acquire_timeout` and the connections a
-    /// `statement_timeout`. Default: 10 s.
+    /// `statement_timeout` shorter than this, so that the server gives up first (a statement
+    /// abandoned by the client may still complete on the server: after a `Timeout` the outcome
+    /// of a write is unknown). Default: 10 s.
     ///
     /// ```no_run
     /// # fn f(pool: sqlx::PgPool) {
