@@ -33,6 +33,7 @@ async fn populated() -> Option<(PgPool, PgPool, String)> {
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(o)
     };
+    ensure_database(&options).await;
     let admin = connect(options.clone());
     let schema = format!(
         "swt_plan_{}_{}",
@@ -70,6 +71,41 @@ async fn populated() -> Option<(PgPool, PgPool, String)> {
         .await
         .expect("analyze");
     Some((admin, pool, schema))
+}
+
+/// Creates the database `options` name if it does not exist yet (a fresh CI machine has only
+/// `postgres`).
+async fn ensure_database(options: &PgConnectOptions) {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let missing = match tokio::time::timeout(Duration::from_secs(10), options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            false
+        }
+        Ok(Err(sqlx::Error::Database(e))) => e.code().as_deref() == Some("3D000"),
+        Ok(Err(e)) => panic!("cannot connect to DATABASE_URL: {e}"),
+        Err(_) => panic!("connecting to DATABASE_URL timed out"),
+    };
+    let Some(name) = options.get_database().filter(|_| missing) else {
+        return;
+    };
+    assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    let mut admin = tokio::time::timeout(
+        Duration::from_secs(10),
+        options.clone().database("postgres").connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect to the postgres database");
+    if let Err(e) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+    {
+        let duplicate =
+            matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+        assert!(duplicate, "CREATE DATABASE {name}: {e}");
+    }
+    let _ = admin.close().await;
 }
 
 /// The plan of `statement` with the given parameters, as text.
