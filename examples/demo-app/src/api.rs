@@ -1,0 +1,272 @@
+//! The JSON API under `/api`. Errors are `{"error": "..."}` with the status of the contract.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use sessionward::{RequireAuth, RequireRole, Session, SessionError, SessionHandle, Sessions};
+
+use crate::{Admin, AppState};
+
+/// A JSON error response.
+pub(crate) fn error(status: StatusCode, code: &str) -> Response {
+    (status, Json(json!({ "error": code }))).into_response()
+}
+
+/// `Json<T>` whose rejections are the API's JSON errors (400 or 415), never a text page.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected_application_json",
+            )),
+            Err(_) => Err(error(StatusCode::BAD_REQUEST, "invalid_json_body")),
+        }
+    }
+}
+
+/// The API's routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(login))
+        .route("/token", post(token))
+        .route("/me", get(me))
+        .route("/admin", get(admin))
+        .route("/logout", post(logout))
+        .route("/logout-all", post(logout_all))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{id}", delete(end_session))
+        .route("/admin/users/{username}/roles", post(set_roles))
+        .route("/cart", post(add_to_cart).get(cart))
+        .route("/prefs", get(prefs))
+        .route("/prefs/{key}", put(put_pref))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found") })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Credentials {
+    pub(crate) username: String,
+    pub(crate) password: String,
+}
+
+/// Checks credentials and signs in. Bad credentials: 401 and no session change.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    session: &Session,
+    creds: &Credentials,
+) -> Result<Option<Vec<String>>, SessionError> {
+    if creds.username.len() > 64 || creds.password.len() > 1024 {
+        return Ok(None);
+    }
+    let Some(roles) = state.users.verify(&creds.username, &creds.password).await else {
+        tracing::info!(event = "login.failed", "sign-in refused");
+        return Ok(None);
+    };
+    session.login(creds.username.as_str(), &roles).await?;
+    tracing::info!(event = "login.succeeded", user = %creds.username, "signed in");
+    Ok(Some(roles))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    JsonBody(creds): JsonBody<Credentials>,
+) -> Result<Response, SessionError> {
+    Ok(match sign_in(&state, &session, &creds).await? {
+        Some(roles) => Json(json!({ "username": creds.username, "roles": roles })).into_response(),
+        None => error(StatusCode::UNAUTHORIZED, "invalid_credentials"),
+    })
+}
+
+async fn token(
+    State(state): State<AppState>,
+    session: Session,
+    JsonBody(creds): JsonBody<Credentials>,
+) -> Result<Response, SessionError> {
+    let Some(roles) = sign_in(&state, &session, &creds).await? else {
+        return Ok(error(StatusCode::UNAUTHORIZED, "invalid_credentials"));
+    };
+    // Taking the token makes the layer send no cookie: this client carries a bearer token.
+    let Some(token) = session.issued_token() else {
+        return Ok(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bearer_transport_disabled",
+        ));
+    };
+    Ok(Json(json!({ "token": token, "username": creds.username, "roles": roles })).into_response())
+}
+
+async fn me(auth: RequireAuth) -> Json<Value> {
+    Json(json!({ "username": auth.user.as_str(), "roles": auth.roles.to_vec() }))
+}
+
+async fn admin(admin: RequireRole<Admin>) -> Json<Value> {
+    Json(json!({ "message": format!("hello, {}: you hold the admin role", admin.user) }))
+}
+
+async fn logout(session: Session) -> StatusCode {
+    session.logout();
+    StatusCode::NO_CONTENT
+}
+
+async fn logout_all(auth: RequireAuth, sessions: Sessions) -> Result<StatusCode, SessionError> {
+    sessions.revoke_user(&auth.user).await?;
+    auth.session.logout();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn sessions(auth: RequireAuth) -> Result<Json<Value>, SessionError> {
+    let list = auth.session.list_sessions().await?;
+    Ok(Json(Value::Array(
+        list.into_iter()
+            .map(|s| {
+                json!({
+                    "id": s.handle.to_string(),
+                    "created_at": s.created_at.to_rfc3339(),
+                    "last_seen_at": s.last_seen_at.to_rfc3339(),
+                    "user_agent": s.user_agent,
+                    "current": s.current,
+                })
+            })
+            .collect(),
+    )))
+}
+
+/// Ends one of the user's sessions; the current one too (then the cookie is cleared).
+pub(crate) async fn end_own_session(auth: &RequireAuth, id: &str) -> Result<bool, SessionError> {
+    let Some(handle) = SessionHandle::parse(id) else {
+        return Ok(false);
+    };
+    let current = auth.session.handle().await? == Some(handle);
+    let ended = auth.session.end_session(&handle).await?;
+    if ended && current {
+        auth.session.logout();
+    }
+    Ok(ended)
+}
+
+async fn end_session(auth: RequireAuth, Path(id): Path<String>) -> Result<Response, SessionError> {
+    Ok(if end_own_session(&auth, &id).await? {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "session_not_found")
+    })
+}
+
+#[derive(Deserialize)]
+struct RolesBody {
+    roles: Vec<String>,
+}
+
+/// Role names: 1-32 characters of `a-z`, `0-9`, `-` and `_`.
+pub(crate) fn valid_role(r: &str) -> bool {
+    (1..=32).contains(&r.len())
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Changes a user's roles in the directory and in every session they hold, at once.
+pub(crate) async fn change_roles(
+    state: &AppState,
+    sessions: &Sessions,
+    username: &str,
+    roles: Vec<String>,
+) -> Result<Response, SessionError> {
+    if roles.len() > 16 || !roles.iter().all(|r| valid_role(r)) {
+        return Ok(error(StatusCode::BAD_REQUEST, "invalid_roles"));
+    }
+    if !state.users.set_roles(username, roles.clone()) {
+        return Ok(error(StatusCode::NOT_FOUND, "user_not_found"));
+    }
+    sessions.set_roles(&username.into(), &roles).await?;
+    tracing::info!(event = "roles.changed", user = %username, roles = ?roles, "roles changed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn set_roles(
+    _admin: RequireRole<Admin>,
+    State(state): State<AppState>,
+    sessions: Sessions,
+    Path(username): Path<String>,
+    JsonBody(body): JsonBody<RolesBody>,
+) -> Result<Response, SessionError> {
+    change_roles(&state, &sessions, &username, body.roles).await
+}
+
+#[derive(Deserialize)]
+struct Item {
+    item: String,
+}
+
+const MAX_CART: usize = 100;
+
+async fn add_to_cart(
+    session: Session,
+    JsonBody(body): JsonBody<Item>,
+) -> Result<Response, SessionError> {
+    if body.item.is_empty() || body.item.len() > 100 {
+        return Ok(error(StatusCode::BAD_REQUEST, "invalid_item"));
+    }
+    let mut items: Vec<String> = session.get("cart").await?.unwrap_or_default();
+    if items.len() >= MAX_CART {
+        return Ok(error(StatusCode::BAD_REQUEST, "cart_full"));
+    }
+    items.push(body.item);
+    session.insert("cart", &items).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn cart(session: Session) -> Result<Json<Value>, SessionError> {
+    let items: Vec<String> = session.get("cart").await?.unwrap_or_default();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+struct PrefValue {
+    value: Value,
+}
+
+const PREF_PREFIX: &str = "pref:";
+
+fn valid_pref_key(k: &str) -> bool {
+    (1..=64).contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn put_pref(
+    auth: RequireAuth,
+    Path(key): Path<String>,
+    JsonBody(body): JsonBody<PrefValue>,
+) -> Result<Response, SessionError> {
+    if !valid_pref_key(&key) {
+        return Ok(error(StatusCode::BAD_REQUEST, "invalid_pref_key"));
+    }
+    // One session data key per preference: concurrent writes of different keys all survive.
+    auth.session
+        .insert(&format!("{PREF_PREFIX}{key}"), &body.value)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn prefs(auth: RequireAuth) -> Result<Json<Value>, SessionError> {
+    let prefs: Map<String, Value> = auth
+        .session
+        .entries()
+        .await?
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix(PREF_PREFIX).map(|k| (k.to_owned(), v)))
+        .collect();
+    Ok(Json(Value::Object(prefs)))
+}

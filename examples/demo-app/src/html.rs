@@ -1,0 +1,261 @@
+//! Server-rendered HTML pages: sign-in form, the signed-in page with the user's sessions, and
+//! the admin page. Plain forms, no scripts, no front-end build step.
+
+use std::fmt::Write as _;
+
+use axum::Router;
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use sessionward::{RequireAuth, Session, SessionError, Sessions};
+
+use crate::AppState;
+use crate::api::{Credentials, change_roles, end_own_session, sign_in};
+
+/// Escapes text for HTML element content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · sessionward demo</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #1d1d1f; }}
+h1 {{ font-size: 1.5rem; }}
+table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
+th, td {{ text-align: left; padding: .4rem .5rem; border-bottom: 1px solid #ddd; font-size: .9rem; }}
+form.inline {{ display: inline; }}
+label {{ display: block; margin: .5rem 0 .2rem; }}
+input[type=text], input[type=password] {{ padding: .4rem; width: 16rem; }}
+button {{ padding: .4rem .8rem; margin: .5rem .3rem .5rem 0; cursor: pointer; }}
+.error {{ color: #b00020; }}
+.muted {{ color: #666; }}
+.tag {{ background: #eef; padding: .1rem .4rem; border-radius: .3rem; margin-right: .2rem; }}
+</style>
+</head>
+<body>
+{body}
+</body>
+</html>"#,
+        title = esc(title),
+    ))
+}
+
+/// The HTML routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/logout-all", post(logout_all))
+        .route("/sessions/{id}/end", post(end_session))
+        .route("/admin", get(admin_page))
+        .route("/admin/users/{username}/roles", post(admin_set_roles))
+}
+
+fn sign_in_form(error: Option<&str>) -> String {
+    let error = error.map_or_else(String::new, |e| {
+        format!(r#"<p class="error" id="error">{}</p>"#, esc(e))
+    });
+    format!(
+        r#"<h1>Sign in</h1>
+{error}
+<form method="post" action="/login" id="login-form">
+<label for="username">Username</label>
+<input type="text" id="username" name="username" autocomplete="username" required maxlength="64">
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required maxlength="1024">
+<div><button type="submit" id="sign-in">Sign in</button></div>
+</form>
+<p class="muted">Demo users: alice / alice-password, bob / bob-password, admin / admin-password.</p>"#
+    )
+}
+
+async fn home(auth: Option<RequireAuth>) -> Result<Response, SessionError> {
+    let Some(auth) = auth else {
+        return Ok(page("Sign in", &sign_in_form(None)).into_response());
+    };
+    let sessions = auth.session.list_sessions().await?;
+    let mut rows = String::new();
+    for s in &sessions {
+        let _ = write!(
+            rows,
+            r#"<tr class="session"><td>{created}</td><td>{seen}</td><td>{ua}</td><td>{this}</td>
+<td><form class="inline" method="post" action="/sessions/{id}/end"><button type="submit">End</button></form></td></tr>"#,
+            created = esc(&s.created_at.to_rfc3339()),
+            seen = esc(&s.last_seen_at.to_rfc3339()),
+            ua = esc(s.user_agent.as_deref().unwrap_or("unknown")),
+            this = if s.current {
+                "<strong>this device</strong>"
+            } else {
+                ""
+            },
+            id = esc(&s.handle.to_string()),
+        );
+    }
+    let roles: String = auth
+        .roles
+        .iter()
+        .map(|r| format!(r#"<span class="tag">{}</span>"#, esc(r)))
+        .collect();
+    let admin_link = if auth.roles.contains("admin") {
+        r#"<p><a href="/admin">Manage users' roles</a></p>"#
+    } else {
+        ""
+    };
+    let body = format!(
+        r#"<h1 id="welcome">Signed in as <span id="username">{user}</span></h1>
+<p>Roles: {roles}</p>
+{admin_link}
+<h2>Your sessions</h2>
+<table id="sessions"><thead><tr><th>Created</th><th>Last seen</th><th>Device</th><th></th><th></th></tr></thead>
+<tbody>{rows}</tbody></table>
+<form class="inline" method="post" action="/logout"><button type="submit" id="sign-out">Sign out</button></form>
+<form class="inline" method="post" action="/logout-all"><button type="submit" id="sign-out-everywhere">Sign out everywhere</button></form>"#,
+        user = esc(auth.user.as_str()),
+    );
+    Ok(page("Your account", &body).into_response())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    Form(creds): Form<Credentials>,
+) -> Result<Response, SessionError> {
+    if sign_in(&state, &session, &creds).await?.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    Ok((
+        StatusCode::UNAUTHORIZED,
+        page(
+            "Sign in",
+            &sign_in_form(Some("Unknown username or wrong password.")),
+        ),
+    )
+        .into_response())
+}
+
+async fn logout(session: Session) -> Redirect {
+    session.logout();
+    Redirect::to("/")
+}
+
+async fn logout_all(session: Session, sessions: Sessions) -> Result<Redirect, SessionError> {
+    if let Some(user) = session.user().await? {
+        sessions.revoke_user(&user).await?;
+    }
+    session.logout();
+    Ok(Redirect::to("/"))
+}
+
+async fn end_session(
+    auth: Option<RequireAuth>,
+    Path(id): Path<String>,
+) -> Result<Redirect, SessionError> {
+    if let Some(auth) = auth {
+        end_own_session(&auth, &id).await?;
+    }
+    Ok(Redirect::to("/"))
+}
+
+fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        page("Forbidden", r#"<h1>Forbidden</h1><p>This page is for administrators.</p><p><a href="/">Back</a></p>"#),
+    )
+        .into_response()
+}
+
+async fn admin_page(State(state): State<AppState>, auth: Option<RequireAuth>) -> Response {
+    let Some(auth) = auth else {
+        return Redirect::to("/").into_response();
+    };
+    if !auth.roles.contains("admin") {
+        return forbidden();
+    }
+    let mut rows = String::new();
+    for (name, roles) in state.users.list() {
+        let _ = write!(
+            rows,
+            r#"<tr><td>{n}</td><td>
+<form class="inline" method="post" action="/admin/users/{n}/roles">
+<input type="text" name="roles" value="{r}" aria-label="roles of {n}"> <button type="submit">Save</button></form></td></tr>"#,
+            n = esc(&name),
+            r = esc(&roles.join(",")),
+        );
+    }
+    let body = format!(
+        r#"<h1>Users' roles</h1>
+<p class="muted">Comma-separated. A change applies to the user's existing sessions from their next request.</p>
+<table><thead><tr><th>User</th><th>Roles</th></tr></thead><tbody>{rows}</tbody></table>
+<p><a href="/">Back</a></p>"#
+    );
+    page("Admin", &body).into_response()
+}
+
+#[derive(Deserialize)]
+struct RolesForm {
+    roles: String,
+}
+
+async fn admin_set_roles(
+    State(state): State<AppState>,
+    auth: Option<RequireAuth>,
+    sessions: Sessions,
+    Path(username): Path<String>,
+    Form(form): Form<RolesForm>,
+) -> Result<Response, SessionError> {
+    let Some(auth) = auth else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    if !auth.roles.contains("admin") {
+        return Ok(forbidden());
+    }
+    let roles: Vec<String> = form
+        .roles
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let res = change_roles(&state, &sessions, &username, roles).await?;
+    if res.status().is_success() {
+        return Ok(Redirect::to("/admin").into_response());
+    }
+    Ok((
+        res.status(),
+        page("Admin", r#"<h1>Not saved</h1><p class="error">Unknown user or invalid roles (a-z, 0-9, - and _).</p><p><a href="/admin">Back</a></p>"#),
+    )
+        .into_response())
+}
+
+/// The HTML 404 page.
+pub(crate) async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        page(
+            "Not found",
+            r#"<h1>Not found</h1><p><a href="/">Home</a></p>"#,
+        ),
+    )
+        .into_response()
+}
