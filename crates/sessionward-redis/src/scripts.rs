@@ -275,8 +275,8 @@ return 0
 /// KEYS: expiry index. ARGV: P, now, limit.
 /// Deletes up to `limit` records expired at `now`; returns how many. Members whose record
 /// vanished by TTL are dropped (with their user index entry) without counting; members filed
-/// under an expiry that moved later are filed again. At most `limit + 1000` members are
-/// examined, so one call's work stays bounded.
+/// under an expiry that moved later are filed again. The call stops once it has examined
+/// `limit + 1000` members (checked per batch of at most 500), so its work stays bounded.
 const DELETE_EXPIRED: &str = r"
 local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local deleted, examined = 0, 0

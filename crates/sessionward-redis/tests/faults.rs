@@ -209,3 +209,29 @@ async fn frozen_then_thawed_redis() {
     );
     assert!(store.delete(&r.key).await.expect("delete"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_store_starts_before_redis() {
+    let Some(mut server) = RedisServer::start("lazy_store_starts_before_redis") else {
+        return;
+    };
+    server.kill();
+    let client = sessionward_redis::redis::Client::open(server.url()).expect("url");
+    let store = RedisStore::builder()
+        .namespace("lazy")
+        .timeout(OP_TIMEOUT)
+        .connect_timeout(Duration::from_millis(300))
+        .reconnect_retries(0)
+        .without_sweeper()
+        .connect_lazy(client)
+        .expect("a lazy store needs no server");
+    let t = SystemClock.now();
+    let r = record(t);
+    // No Redis yet: operations fail fast instead of waiting for it.
+    let (out, took) = timed("create before Redis", store.create(&r)).await;
+    assert!(out.is_err() && took < FAST, "{out:?} after {took:?}");
+    server.restart();
+    wait_until_working(&store, Duration::from_secs(10)).await;
+    store.create(&r).await.expect("create once Redis is up");
+    assert!(store.load(&r.key, t).await.expect("load").is_some());
+}
