@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -73,18 +73,18 @@ impl CrossOriginGuard {
         if trusted {
             return false;
         }
-        if headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
-        {
+        let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
+        if fetch_site.is_some_and(|v| v.eq_ignore_ascii_case(b"cross-site")) {
             return true;
         }
         let Some(origin) = origin else {
             return false;
         };
-        // `Origin: null` (sandboxed frames, some redirects) is never same-origin.
         let Some((_, authority)) = origin.split_once("://") else {
-            return true;
+            // `Origin: null` (sandboxed frames, privacy redirects, or a page with
+            // `Referrer-Policy: no-referrer`) names no host. Only the browser's own
+            // `Sec-Fetch-Site: same-origin` vouches for such a request.
+            return !fetch_site.is_some_and(|v| v.eq_ignore_ascii_case(b"same-origin"));
         };
         let host = headers
             .get(HOST)
@@ -192,7 +192,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn check(
         guard: &CrossOriginGuard,
@@ -227,6 +226,26 @@ mod tests {
             &[("origin", "https://evil.example")]
         ));
         assert!(check(&g, &Method::PUT, &[("origin", "null")]));
+        assert!(check(
+            &g,
+            &Method::PUT,
+            &[("origin", "null"), ("sec-fetch-site", "same-site")]
+        ));
+        // A same-origin form post from a page with `Referrer-Policy: no-referrer`.
+        assert!(!check(
+            &g,
+            &Method::POST,
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")]
+        ));
+        // The browser says same-origin but the Origin names another host: refused.
+        assert!(check(
+            &g,
+            &Method::POST,
+            &[
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "same-origin")
+            ]
+        ));
         assert!(!check(
             &g,
             &Method::POST,

@@ -34,19 +34,38 @@ async fn works_in_a_plain_tower_stack_without_axum() {
     let svc = ServiceBuilder::new()
         .layer(SessionLayer::new(store.clone()))
         .service_fn(visits);
-    let res = svc.clone().oneshot(Request::new(String::new())).await.expect("infallible");
+    let res = svc
+        .clone()
+        .oneshot(Request::new(String::new()))
+        .await
+        .expect("infallible");
     assert_eq!(res.body(), "1");
-    let cookie = res.headers().get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii").to_owned();
+    let cookie = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("cookie")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let value = cookie.split(';').next().expect("pair").to_owned();
     for expected in ["2", "3"] {
-        let req = Request::builder().header(header::COOKIE, &value).body(String::new()).expect("request");
+        let req = Request::builder()
+            .header(header::COOKIE, &value)
+            .body(String::new())
+            .expect("request");
         let res = svc.clone().oneshot(req).await.expect("infallible");
         assert_eq!(res.body(), expected);
-        assert!(res.headers().get(header::SET_COOKIE).is_none(), "a save re-sent the cookie");
+        assert!(
+            res.headers().get(header::SET_COOKIE).is_none(),
+            "a save re-sent the cookie"
+        );
     }
     // A store failure while completing the request replaces the response with a 503.
     store.fail(true);
-    let req = Request::builder().header(header::COOKIE, &value).body(String::new()).expect("request");
+    let req = Request::builder()
+        .header(header::COOKIE, &value)
+        .body(String::new())
+        .expect("request");
     let res = svc.oneshot(req).await.expect("infallible");
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
@@ -54,9 +73,10 @@ async fn works_in_a_plain_tower_stack_without_axum() {
 fn guarded_app() -> (Router, TestStore) {
     let store = TestStore::new();
     let app = Router::new()
-        .route("/cart", post(|s: Session| async move {
-            s.insert("cart", &["x"]).await.map(|()| "ok")
-        }))
+        .route(
+            "/cart",
+            post(|s: Session| async move { s.insert("cart", &["x"]).await.map(|()| "ok") }),
+        )
         .route("/page", get(|| async { "page" }))
         .layer(CrossOriginGuard::new().trust_origin("https://partner.example"))
         .layer(SessionLayer::new(store.clone()));
@@ -68,9 +88,17 @@ async fn cross_origin_guard_blocks_cross_site_unsafe_methods() {
     let (app, store) = guarded_app();
     let send = |req: Request<Body>| app.clone().oneshot(req);
     let blocked = [
-        Request::post("/cart").header("sec-fetch-site", "cross-site").body(Body::empty()),
-        Request::post("/cart").header(header::HOST, "shop.example").header(header::ORIGIN, "https://evil.example").body(Body::empty()),
-        Request::delete("/cart").header(header::HOST, "shop.example").header(header::ORIGIN, "null").body(Body::empty()),
+        Request::post("/cart")
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::empty()),
+        Request::post("/cart")
+            .header(header::HOST, "shop.example")
+            .header(header::ORIGIN, "https://evil.example")
+            .body(Body::empty()),
+        Request::delete("/cart")
+            .header(header::HOST, "shop.example")
+            .header(header::ORIGIN, "null")
+            .body(Body::empty()),
     ];
     for req in blocked {
         let res = send(req.expect("request")).await.expect("infallible");
@@ -80,14 +108,28 @@ async fn cross_origin_guard_blocks_cross_site_unsafe_methods() {
     assert_eq!(store.total_calls(), 0);
     let allowed = [
         Request::post("/cart").body(Body::empty()),
-        Request::post("/cart").header(header::HOST, "shop.example").header(header::ORIGIN, "https://shop.example").header("sec-fetch-site", "same-origin").body(Body::empty()),
-        Request::post("/cart").header("sec-fetch-site", "cross-site").header(header::ORIGIN, "https://partner.example").body(Body::empty()),
+        Request::post("/cart")
+            .header(header::HOST, "shop.example")
+            .header(header::ORIGIN, "https://shop.example")
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::empty()),
+        Request::post("/cart")
+            .header("sec-fetch-site", "cross-site")
+            .header(header::ORIGIN, "https://partner.example")
+            .body(Body::empty()),
     ];
     for req in allowed {
         let res = send(req.expect("request")).await.expect("infallible");
         assert_eq!(res.status(), StatusCode::OK);
     }
-    let res = send(Request::get("/page").header("sec-fetch-site", "cross-site").body(Body::empty()).expect("request")).await.expect("infallible");
+    let res = send(
+        Request::get("/page")
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await
+    .expect("infallible");
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -100,21 +142,51 @@ async fn require_role_route_layer() {
     let member_routes = Router::new()
         .route("/members", get(|| async { "members" }))
         .route_layer(require_auth());
-    let router = common::routes().merge(admin_routes).merge(member_routes).layer(app.layer.clone());
-    let fetch = |path: &str, cookie: Option<&str>| router.clone().oneshot(common::req("GET", path, cookie));
+    let router = common::routes()
+        .merge(admin_routes)
+        .merge(member_routes)
+        .layer(app.layer.clone());
+    let fetch =
+        |path: &str, cookie: Option<&str>| router.clone().oneshot(common::req("GET", path, cookie));
     let user = app.login("alice", "user").await;
     let admin = app.login("root", "user,admin").await;
-    assert_eq!(fetch("/ops", None).await.expect("ok").status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(fetch("/ops", Some(&user)).await.expect("ok").status(), StatusCode::FORBIDDEN);
-    assert_eq!(fetch("/ops", Some(&admin)).await.expect("ok").status(), StatusCode::OK);
-    assert_eq!(fetch("/members", None).await.expect("ok").status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(fetch("/members", Some(&user)).await.expect("ok").status(), StatusCode::OK);
+    assert_eq!(
+        fetch("/ops", None).await.expect("ok").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        fetch("/ops", Some(&user)).await.expect("ok").status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        fetch("/ops", Some(&admin)).await.expect("ok").status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        fetch("/members", None).await.expect("ok").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        fetch("/members", Some(&user)).await.expect("ok").status(),
+        StatusCode::OK
+    );
     app.store.fail(true);
-    assert_eq!(fetch("/ops", Some(&admin)).await.expect("ok").status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(fetch("/members", Some(&user)).await.expect("ok").status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        fetch("/ops", Some(&admin)).await.expect("ok").status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        fetch("/members", Some(&user)).await.expect("ok").status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     // Outside a SessionLayer: a 500 that names the fix.
-    let bare = Router::new().route("/ops", get(|| async { "ops" })).route_layer(require_role("admin"));
-    let res = bare.oneshot(common::req("GET", "/ops", None)).await.expect("ok");
+    let bare = Router::new()
+        .route("/ops", get(|| async { "ops" }))
+        .route_layer(require_role("admin"));
+    let res = bare
+        .oneshot(common::req("GET", "/ops", None))
+        .await
+        .expect("ok");
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
@@ -144,34 +216,65 @@ async fn tracing_covers_the_lifecycle_and_never_shows_a_token() {
 
     let app = TestApp::with(|b| b.transport(sessionward::Transport::CookieAndBearer));
     let mut tokens = Vec::new();
-    let anon = app.post("/cart?item=book", None).await.session_cookie().expect("cookie");
+    let anon = app
+        .post("/cart?item=book", None)
+        .await
+        .session_cookie()
+        .expect("cookie");
     tokens.push(anon.clone());
-    let user = app.post("/login?user=alice&roles=user", Some(&anon)).await.session_cookie().expect("cookie");
+    let user = app
+        .post("/login?user=alice&roles=user", Some(&anon))
+        .await
+        .session_cookie()
+        .expect("cookie");
     tokens.push(user.clone());
     assert_eq!(app.get("/me", Some(&user)).await.status, StatusCode::OK);
-    let elevated = app.post("/elevate", Some(&user)).await.session_cookie().expect("cookie");
+    let elevated = app
+        .post("/elevate", Some(&user))
+        .await
+        .session_cookie()
+        .expect("cookie");
     tokens.push(elevated.clone());
     let bearer = app.post("/token?user=bob", None).await.body;
     tokens.push(bearer);
     app.post("/logout", Some(&elevated)).await;
-    assert_eq!(app.get("/me", Some(&elevated)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/me", Some(&elevated)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     app.get("/me", Some("not-a-token")).await;
     let send = app.send(
         Request::get("/me")
-            .header(header::COOKIE, format!("__Host-id={anon}; __Host-id={user}"))
+            .header(
+                header::COOKIE,
+                format!("__Host-id={anon}; __Host-id={user}"),
+            )
             .body(Body::empty())
             .expect("request"),
     );
     send.await;
 
     let log = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
-    for event in ["session.created", "session.rotated", "session.destroyed", "session.unknown", "session.malformed", "session.ambiguous"] {
+    for event in [
+        "session.created",
+        "session.rotated",
+        "session.destroyed",
+        "session.unknown",
+        "session.malformed",
+        "session.ambiguous",
+    ] {
         assert!(log.contains(event), "no {event} event in:\n{log}");
     }
     for t in &tokens {
         assert_eq!(t.len(), 43);
-        assert!(!log.contains(t.as_str()), "a token appears in the trace output");
+        assert!(
+            !log.contains(t.as_str()),
+            "a token appears in the trace output"
+        );
         // Not even a long piece of one.
-        assert!(!log.contains(&t[..16]), "a token prefix appears in the trace output");
+        assert!(
+            !log.contains(&t[..16]),
+            "a token prefix appears in the trace output"
+        );
     }
 }

@@ -111,7 +111,8 @@ fn session_config(args: &Args) -> Result<SessionConfig, BoxError> {
     Ok(b.build()?)
 }
 
-/// Headers every response carries: no framing, no sniffing, no referrer, no scripts.
+/// Headers every response carries: no framing, no sniffing, no scripts, and no referrer to
+/// other sites (`same-origin` keeps the `Origin` header on the app's own form posts).
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
