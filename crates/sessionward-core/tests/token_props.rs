@@ -53,3 +53,63 @@ fn hundred_thousand_tokens_are_distinct() {
     }
     assert_eq!(seen.len(), 100_000);
 }
+
+/// SEC-01 / WSTG-SESS-01: 10,000 IDs show no bias. Monobit, byte-frequency chi-square and
+/// runs tests, with thresholds at about one false alarm in a million runs.
+#[test]
+fn ten_thousand_tokens_pass_randomness_tests() {
+    let mut bytes = Vec::with_capacity(10_000 * 32);
+    for _ in 0..10_000 {
+        let t = SessionToken::generate().expect("OS RNG");
+        let back = SessionToken::parse(&t.expose()).expect("round trip");
+        assert_eq!(back, t);
+        // The 32 bytes, recovered from the encoding.
+        let s = t.expose();
+        let mut out = [0u8; 32];
+        let n = base64::Engine::decode_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            s,
+            &mut out,
+        )
+        .expect("decode");
+        assert_eq!(n, 32);
+        bytes.extend_from_slice(&out);
+    }
+    let bits = (bytes.len() * 8) as f64;
+    // Monobit: the share of ones is 1/2 within 5 standard deviations.
+    let ones: u64 = bytes.iter().map(|b| u64::from(b.count_ones())).sum();
+    let z = (ones as f64 - bits / 2.0) / (bits / 4.0).sqrt();
+    assert!(z.abs() < 5.0, "monobit z = {z}");
+    // Chi-square of byte values, 255 degrees of freedom: mean 255, sd ~22.6.
+    let mut counts = [0u64; 256];
+    for &b in &bytes {
+        counts[usize::from(b)] += 1;
+    }
+    let expected = bytes.len() as f64 / 256.0;
+    let chi2: f64 = counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    assert!(
+        chi2 < 255.0 + 5.5 * (2.0f64 * 255.0).sqrt(),
+        "chi-square = {chi2}"
+    );
+    assert!(
+        chi2 > 255.0 - 5.5 * (2.0f64 * 255.0).sqrt(),
+        "chi-square too good = {chi2}"
+    );
+    // Runs: the number of bit changes is n/2 within 5 standard deviations.
+    let mut prev = bytes[0] & 1;
+    let mut runs: u64 = 1;
+    for &b in &bytes {
+        for i in 0..8 {
+            let bit = (b >> i) & 1;
+            if bit != prev {
+                runs += 1;
+                prev = bit;
+            }
+        }
+    }
+    let zr = (runs as f64 - bits / 2.0) / (bits / 4.0).sqrt();
+    assert!(zr.abs() < 5.0, "runs z = {zr}");
+}

@@ -18,7 +18,7 @@
 //!   digest.
 //! - **Cluster-ready.** Every key starts with the hash tag `{namespace}`, so one store's keys
 //!   share a slot and no script is ever `CROSSSLOT`; the layout, and its limits, are in
-//!   `docs/redis.md`.
+//!   `docs/stores.md (RedisStore section)`.
 //! - **Fails fast.** Connection attempts and responses have timeouts and every operation has a
 //!   deadline ([`timeout`](RedisStoreBuilder::timeout), 2 s by default): a Redis that is down
 //!   or hung gives a [`StoreError`](sessionward_core::StoreError) (which the layer turns into a
@@ -54,7 +54,7 @@
 //! With Redis 7.0 over loopback (`cargo run --release -p sessionward-redis --example footprint
 //! -- 100000`): a signed-in session with a two-key payload and a user agent takes about 824
 //! bytes of Redis memory (an anonymous one about 500), and one request at a time takes about
-//! 40 µs to create, 29 µs to load and 38 µs to save. `docs/redis.md` has the details.
+//! 40 µs to create, 29 µs to load and 38 µs to save. `docs/stores.md (RedisStore section)` has the details.
 //!
 //! # Why redis-rs
 //!

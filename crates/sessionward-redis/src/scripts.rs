@@ -1,6 +1,6 @@
 //! The Lua scripts: every operation that writes is one script, so it is atomic.
 //!
-//! Conventions shared by every script (see `docs/redis.md`):
+//! Conventions shared by every script (see `docs/stores.md (RedisStore section)`):
 //!
 //! - `P` (passed as an argument) is the key prefix `{namespace}:`; every key starts with it, so
 //!   every key of one store hashes to one Redis Cluster slot and scripts may reach the keys they

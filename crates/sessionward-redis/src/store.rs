@@ -130,7 +130,7 @@ impl Inner {
 }
 
 /// A [`SessionStore`] on Redis (or Redis Cluster): one hash per session, atomic Lua scripts,
-/// Redis TTLs plus an expiry index. See the [crate docs](crate) and `docs/redis.md`.
+/// Redis TTLs plus an expiry index. See the [crate docs](crate) and `docs/stores.md (RedisStore section)`.
 ///
 /// Cheap to clone (the clones share one multiplexed connection); usually used as
 /// `Arc<dyn SessionStore>`.

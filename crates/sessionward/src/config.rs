@@ -51,6 +51,18 @@ impl Transport {
     }
 }
 
+/// Timeout presets from NIST SP 800-63B-4 and the OWASP Session Management Cheat Sheet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Preset {
+    /// AAL2 (and ASVS level 2): idle 30 minutes, absolute 12 hours. The default.
+    Aal2,
+    /// AAL3: idle 15 minutes, absolute 12 hours.
+    Aal3,
+    /// High-value applications (OWASP: 2-5 minutes idle): idle 5 minutes, absolute 4 hours.
+    HighValue,
+}
+
 /// A configuration that a browser would silently reject, or that would weaken the session.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -118,6 +130,7 @@ pub struct SessionConfig {
     pub(crate) max_data_bytes: usize,
     pub(crate) clear_site_data: bool,
     pub(crate) no_store_when_signed_in: bool,
+    pub(crate) bind_user_agent: bool,
     pub(crate) clock: SharedClock,
 }
 
@@ -205,6 +218,7 @@ pub struct SessionConfigBuilder {
     max_data_bytes: usize,
     clear_site_data: bool,
     no_store_when_signed_in: bool,
+    bind_user_agent: bool,
     clock: SharedClock,
 }
 
@@ -225,6 +239,7 @@ impl Default for SessionConfigBuilder {
             max_data_bytes: 64 * 1024,
             clear_site_data: false,
             no_store_when_signed_in: true,
+            bind_user_agent: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -319,6 +334,32 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Sets both timeouts from a [`Preset`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessionward::{Preset, SessionConfig};
+    /// let c = SessionConfig::builder().preset(Preset::Aal3).build().expect("valid");
+    /// assert_eq!(c.idle_timeout(), Duration::from_secs(15 * 60));
+    /// ```
+    pub fn preset(self, preset: Preset) -> Self {
+        let (idle, absolute) = match preset {
+            Preset::Aal2 => (30 * 60, 12 * 3600),
+            Preset::Aal3 => (15 * 60, 12 * 3600),
+            Preset::HighValue => (5 * 60, 4 * 3600),
+        };
+        self.idle_timeout(Duration::from_secs(idle))
+            .absolute_timeout(Duration::from_secs(absolute))
+    }
+
+    /// Ends a session that arrives with a `User-Agent` other than the one it was signed in
+    /// with. Default: off, since proxies and browser updates change it; either way a change
+    /// emits a `session.anomaly` event (SEC-35).
+    pub fn bind_user_agent(mut self, on: bool) -> Self {
+        self.bind_user_agent = on;
+        self
+    }
+
     /// The clock. Default: the system clock; tests pass a
     /// [`TestClock`](sessionward_core::TestClock).
     pub fn clock(mut self, clock: SharedClock) -> Self {
@@ -406,6 +447,7 @@ impl SessionConfigBuilder {
             max_data_bytes: self.max_data_bytes,
             clear_site_data: self.clear_site_data,
             no_store_when_signed_in: self.no_store_when_signed_in,
+            bind_user_agent: self.bind_user_agent,
             clock: self.clock,
         })
     }

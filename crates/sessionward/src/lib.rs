@@ -108,7 +108,7 @@ pub use auth::{
     RequireAuth, RequireFreshAuth, RequireRole, RequireRoleFuture, RequireRoleLayer,
     RequireRoleService, Role, require_auth, require_role,
 };
-pub use config::{ConfigError, SameSite, SessionConfig, SessionConfigBuilder, Transport};
+pub use config::{ConfigError, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport};
 pub use error::SessionError;
 pub use guard::{CrossOriginGuard, CrossOriginGuardService, GuardFuture};
 pub use layer::SessionLayer;

@@ -196,7 +196,7 @@ impl Session {
             Presented::Token { token, .. } => {
                 let key = token.key();
                 match self.store().load(&key, self.now()).await {
-                    Ok(Some(record)) => Loaded::Live(Box::new(record)),
+                    Ok(Some(record)) => self.check_user_agent(record),
                     Ok(None) => {
                         tracing::info!(target: "sessionward", event = "session.unknown", key = %key.short(), "unknown or expired session ID presented");
                         Loaded::Absent
@@ -210,6 +210,24 @@ impl Session {
         };
         self.state().loaded = loaded;
         Ok(())
+    }
+
+    /// Compares the request's user agent with the one the session was created with (SEC-35).
+    fn check_user_agent(&self, record: SessionRecord) -> Loaded {
+        let presented = self.inner.user_agent.as_ref().and_then(user_agent_text);
+        let Some(stored) = &record.user_agent else {
+            return Loaded::Live(Box::new(record));
+        };
+        if presented.as_deref() == Some(stored.as_str()) {
+            return Loaded::Live(Box::new(record));
+        }
+        let bound = self.config().bind_user_agent;
+        tracing::warn!(target: "sessionward", event = "session.anomaly", key = %record.key.short(), bound, "session presented with a different user agent");
+        if bound {
+            Loaded::Absent
+        } else {
+            Loaded::Live(Box::new(record))
+        }
     }
 
     fn draw_token(state: &mut State) -> Result<(), SessionError> {

@@ -803,3 +803,177 @@ async fn signed_in_responses_are_not_cached() {
     assert!(r.no_store());
     assert!(!app.get("/public", None).await.no_store());
 }
+
+#[tokio::test]
+async fn bad_input_catalogue_is_401_with_no_store_call() {
+    let app = TestApp::new();
+    let valid = app.login("alice", "user").await;
+    let mut alias = valid.clone().into_bytes();
+    // Flip a spare bit of the last character: a non-canonical alias of a live ID.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let i = alphabet
+        .iter()
+        .position(|&c| c == alias[42])
+        .expect("in alphabet");
+    alias[42] = alphabet[i ^ 1];
+    let alias = String::from_utf8(alias).expect("ascii");
+    let cookies: Vec<String> = vec![
+        String::new(),
+        ";;;".into(),
+        "=".into(),
+        "__Host-id".into(),
+        "__Host-id=".into(),
+        "__Host-id==x".into(),
+        "__Host-id=a".into(),
+        format!("__Host-id={}", "A".repeat(22)),
+        format!("__Host-id={}", &valid[..42]),
+        format!("__Host-id={valid}A"),
+        format!("__Host-id={}", "A".repeat(4096)),
+        format!("__Host-id={}", "A".repeat(64 * 1024)),
+        format!("__Host-id={}", valid.replace(['-', '_'], "+")),
+        format!("__Host-id={valid}="),
+        format!("__Host-id=%41{}", &valid[3..]),
+        format!("__Host-id=\"{valid}\""),
+        format!("__Host-id=\t{}", &valid[..41]),
+        format!("__Host-id={alias}"),
+        "__Host-id=' OR '1'='1".into(),
+        "__Host-id=x'--".into(),
+        "__Host-id=$1".into(),
+        format!("__host-id={valid}"),
+        format!("__HOST-ID={valid}"),
+        format!("__Secure-id={valid}"),
+        format!("id={valid}"),
+        "a=b; ".repeat(10_000),
+    ];
+    app.store.reset_calls();
+    for c in &cookies {
+        for path in ["/me", "/admin"] {
+            let r = app
+                .send(
+                    Request::get(path)
+                        .header(header::COOKIE, c.as_str())
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path} {:.60}", c);
+            assert_eq!(r.body, r#"{"error":"unauthenticated"}"#);
+            assert!(!r.body.contains(c.as_str()) || c.is_empty());
+        }
+        let r = app
+            .send(
+                Request::get("/public")
+                    .header(header::COOKIE, c.as_str())
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert_eq!(
+        app.store.total_calls(),
+        0,
+        "malformed IDs reached the store: {:?}",
+        app.store.calls()
+    );
+    // Non-UTF-8 bytes in the header: no panic, no session.
+    let r = app
+        .send(
+            Request::get("/me")
+                .header(
+                    header::COOKIE,
+                    http::HeaderValue::from_bytes(b"__Host-id=\xc3\xa9\xff").expect("obs-text"),
+                )
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn one_set_cookie_when_login_and_privilege_change_share_a_request() {
+    let app = TestApp::new();
+    let anon = app
+        .post("/cart?item=a", None)
+        .await
+        .session_cookie()
+        .expect("cookie");
+    let r = app.post("/login-and-elevate", Some(&anon)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.set_cookies().len(), 1, "{:?}", r.set_cookies());
+    let v = r.session_cookie().expect("cookie");
+    assert!(format!("__Host-id={v}").len() <= 4096);
+    assert_eq!(app.get("/admin", Some(&v)).await.status, StatusCode::OK);
+    assert_eq!(app.get("/cart", Some(&v)).await.body, "a");
+    assert_eq!(app.store.inner.len(), 1);
+}
+
+#[tokio::test]
+async fn user_agent_change_is_an_anomaly_and_can_end_the_session() {
+    let with_ua = |ua: &str, path: &str, method: &str, cookie: Option<&str>| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::USER_AGENT, ua);
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, format!("__Host-id={c}"));
+        }
+        b.body(Body::empty()).expect("request")
+    };
+    // Default: a changed user agent is only reported.
+    let app = TestApp::new();
+    let v = app
+        .send(with_ua("phone/1", "/login?user=alice", "POST", None))
+        .await
+        .session_cookie()
+        .expect("cookie");
+    assert_eq!(
+        app.send(with_ua("laptop/2", "/me", "GET", Some(&v)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Bound: the session does not work from another user agent.
+    let app = TestApp::with(|b| b.bind_user_agent(true));
+    let v = app
+        .send(with_ua("phone/1", "/login?user=alice", "POST", None))
+        .await
+        .session_cookie()
+        .expect("cookie");
+    assert_eq!(
+        app.send(with_ua("phone/1", "/me", "GET", Some(&v)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.send(with_ua("laptop/2", "/me", "GET", Some(&v)))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn presets_set_both_timeouts() {
+    use sessionward::Preset;
+    for (p, idle, absolute) in [
+        (Preset::Aal2, 1800, 43_200),
+        (Preset::Aal3, 900, 43_200),
+        (Preset::HighValue, 300, 14_400),
+    ] {
+        let c = SessionConfig::builder().preset(p).build().expect("valid");
+        assert_eq!(
+            (c.idle_timeout().as_secs(), c.absolute_timeout().as_secs()),
+            (idle, absolute)
+        );
+    }
+    let app = TestApp::with(|b| b.preset(sessionward::Preset::HighValue));
+    let v = app.login("alice", "user").await;
+    app.advance(301);
+    assert_eq!(
+        app.get("/me", Some(&v)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -222,6 +222,13 @@ async fn fail_after_write(session: Session) -> Result<StatusCode, SessionError> 
     Ok(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
+async fn login_and_elevate(session: Session) -> Result<StatusCode, SessionError> {
+    session.login("alice", ["user"]).await?;
+    session.set_roles(["user", "admin"]).await?;
+    session.insert("note", "x").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn elevate(session: Session) -> Result<StatusCode, SessionError> {
     let mut roles = session.roles().await?.to_vec();
     roles.push("admin".into());
@@ -300,6 +307,7 @@ pub fn routes() -> Router {
         .route("/big", post(big))
         .route("/fail-after-write", post(fail_after_write))
         .route("/elevate", post(elevate))
+        .route("/login-and-elevate", post(login_and_elevate))
         .route("/remember", post(remember))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{handle}", delete(end_session))
