@@ -93,6 +93,9 @@ cases![
     delete_expired_counts_what_it_deletes,
     delete_expired_respects_the_limit,
     delete_expired_keeps_touched_sessions,
+    rotate_with_a_stale_version_conflicts_and_changes_nothing,
+    rotate_with_the_current_version_rotates,
+    save_over_the_data_limit_is_refused_and_changes_nothing,
 ];
 
 const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -612,7 +615,7 @@ async fn rotate_moves_the_record_to_the_new_key(store: Store) -> CaseResult {
     let mut new = signed_in(&user, t);
     new.data = old.data.clone();
     ensure_eq!(
-        store.rotate(&old.key, &new, t).await?,
+        store.rotate(&old.key, None, &new, t).await?,
         RotateOutcome::Rotated
     );
     ensure!(
@@ -632,7 +635,7 @@ async fn rotate_of_gone_record_creates_nothing(store: Store) -> CaseResult {
     let t = now();
     let new = anonymous(t);
     ensure_eq!(
-        store.rotate(&new_key(), &new, t).await?,
+        store.rotate(&new_key(), None, &new, t).await?,
         RotateOutcome::Gone
     );
     ensure!(
@@ -650,7 +653,7 @@ async fn rotate_of_expired_record_creates_nothing(store: Store) -> CaseResult {
     let late = t + Duration::from_secs(6);
     let new = anonymous(late);
     ensure_eq!(
-        store.rotate(&old.key, &new, late).await?,
+        store.rotate(&old.key, None, &new, late).await?,
         RotateOutcome::Gone
     );
     ensure!(
@@ -673,7 +676,7 @@ async fn concurrent_rotations_leave_exactly_one_successor(store: Store) -> CaseR
         let store = store.clone();
         let old_key = old.key;
         tasks.push(tokio::spawn(async move {
-            store.rotate(&old_key, &new, t).await
+            store.rotate(&old_key, None, &new, t).await
         }));
     }
     let mut rotated = 0;
@@ -706,7 +709,7 @@ async fn rotate_onto_existing_key_is_a_collision(store: Store) -> CaseResult {
     store.create(&other).await?;
     let mut new = anonymous(t);
     new.key = other.key;
-    match store.rotate(&old.key, &new, t).await {
+    match store.rotate(&old.key, None, &new, t).await {
         Err(StoreError::Collision) => {}
         other => return Err(Failure::new(format!("expected Collision, got {other:?}"))),
     }
@@ -721,13 +724,13 @@ async fn rotate_anonymous_to_user_indexes_the_user(store: Store) -> CaseResult {
     let old = anonymous(t);
     store.create(&old).await?;
     let new = signed_in(&user, t);
-    store.rotate(&old.key, &new, t).await?;
+    store.rotate(&old.key, None, &new, t).await?;
     let list = store.list_by_user(&user, t).await?;
     ensure_eq!(list.len(), 1);
     ensure_eq!(list[0].key, new.key);
     // And rotating again (a privilege change) keeps the index right.
     let newer = signed_in(&user, t);
-    store.rotate(&new.key, &newer, t).await?;
+    store.rotate(&new.key, None, &newer, t).await?;
     let list = store.list_by_user(&user, t).await?;
     ensure_eq!(
         list.iter().map(|r| r.key).collect::<Vec<_>>(),
@@ -814,7 +817,7 @@ async fn delete_by_user_reaches_rotated_sessions(store: Store) -> CaseResult {
     let old = signed_in(&user, t);
     store.create(&old).await?;
     let new = signed_in(&user, t);
-    store.rotate(&old.key, &new, t).await?;
+    store.rotate(&old.key, None, &new, t).await?;
     ensure_eq!(store.delete_by_user(&user, None).await?, 1);
     ensure!(
         store.load(&new.key, t).await?.is_none(),
@@ -1053,5 +1056,88 @@ async fn delete_expired_keeps_touched_sessions(store: Store) -> CaseResult {
             .await?,
         1
     );
+    Ok(())
+}
+
+async fn rotate_with_a_stale_version_conflicts_and_changes_nothing(store: Store) -> CaseResult {
+    let t = now();
+    let user = unique_user("wes");
+    let old = signed_in(&user, t);
+    store.create(&old).await?;
+    // A concurrent request changes the record (an admin demotes, a save lands).
+    store.set_roles_for_user(&user, &RoleSet::empty()).await?;
+    let mut new = signed_in(&user, t);
+    new.roles = RoleSet::from_iter(["admin", "user"]);
+    let out = store.rotate(&old.key, Some(old.version), &new, t).await?;
+    ensure!(
+        matches!(out, RotateOutcome::Conflict { current_version } if current_version > old.version),
+        "stale rotation answered {out:?}"
+    );
+    ensure!(
+        live(&store, &old.key, t).await?.roles.is_empty(),
+        "old record changed"
+    );
+    ensure!(
+        store.load(&new.key, t).await?.is_none(),
+        "successor created from a stale read"
+    );
+    Ok(())
+}
+
+async fn rotate_with_the_current_version_rotates(store: Store) -> CaseResult {
+    let t = now();
+    let old = anonymous(t);
+    store.create(&old).await?;
+    store
+        .save(&old.key, 0, &data_change("a", json!(1)), t)
+        .await?;
+    let new = signed_in(&unique_user("xena"), t);
+    ensure_eq!(
+        store.rotate(&old.key, Some(1), &new, t).await?,
+        RotateOutcome::Rotated
+    );
+    ensure!(
+        store.load(&old.key, t).await?.is_none(),
+        "old key still loads"
+    );
+    live(&store, &new.key, t).await?;
+    Ok(())
+}
+
+async fn save_over_the_data_limit_is_refused_and_changes_nothing(store: Store) -> CaseResult {
+    let t = now();
+    let r = anonymous(t);
+    store.create(&r).await?;
+    let big = "x".repeat(60);
+    let mut first = data_change("a", json!(big));
+    first.data_limit = Some(100);
+    ensure!(
+        matches!(
+            store.save(&r.key, 0, &first, t).await?,
+            SaveOutcome::Saved { .. }
+        ),
+        "a save under the limit was refused"
+    );
+    // A second request adds another key: together they pass the limit.
+    let mut second = data_change("b", json!(big));
+    second.data_limit = Some(100);
+    match store.save(&r.key, 0, &second, t).await {
+        Err(StoreError::Data(_)) => {}
+        other => {
+            return Err(Failure::new(format!(
+                "expected a data error, got {other:?}"
+            )));
+        }
+    }
+    let back = live(&store, &r.key, t).await?;
+    let map = back
+        .data
+        .to_map()
+        .map_err(|e| Failure::new(e.to_string()))?;
+    ensure!(
+        map.contains_key("a") && !map.contains_key("b"),
+        "refused save changed the data"
+    );
+    ensure_eq!(back.version, 1);
     Ok(())
 }

@@ -21,6 +21,10 @@ pub struct ChangeSet {
     pub absolute_expires_at: Option<Timestamp>,
     /// New idle timeout.
     pub idle_timeout: Option<Duration>,
+    /// Cap on the size of the resulting data (JSON bytes). A save that would exceed it fails
+    /// with [`StoreError::Data`] and changes nothing, so that concurrent requests cannot grow a
+    /// record past the cap together.
+    pub data_limit: Option<usize>,
 }
 
 impl ChangeSet {
@@ -65,6 +69,12 @@ pub enum RotateOutcome {
     /// The old record was already gone (another request rotated or deleted it first); nothing
     /// was created.
     Gone,
+    /// The old record changed since it was read (its version is no longer the expected one);
+    /// nothing changed.
+    Conflict {
+        /// The version the old record has now.
+        current_version: u64,
+    },
 }
 
 /// Where sessions live. One object-safe async trait, used as `Arc<dyn SessionStore>`.
@@ -111,14 +121,19 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError>;
 
     /// Atomically deletes the record under `old` and creates `new` (a new ID for the same
-    /// session, after sign-in or a privilege change). If `old` is already gone nothing is
-    /// created ([`RotateOutcome::Gone`]), so concurrent rotations leave exactly one successor.
+    /// session, after sign-in or a privilege change). If `old` is already gone (or expired at
+    /// `now`) nothing is created ([`RotateOutcome::Gone`]), so concurrent rotations leave
+    /// exactly one successor. With `expected_version`, the rotation happens only if `old`
+    /// still has that version ([`RotateOutcome::Conflict`] otherwise), so a successor built
+    /// from a stale read cannot undo a concurrent change (a demotion, saved data).
     ///
     /// # Errors
     /// [`StoreError::Collision`] if `new.key` exists; the old record is then left in place.
+    /// Stores that bound sessions per user apply the bound when `new` brings a user to it.
     async fn rotate(
         &self,
         old: &SessionKey,
+        expected_version: Option<u64>,
         new: &SessionRecord,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError>;

@@ -641,7 +641,7 @@ impl SessionStore for MemoryStore {
             });
         }
         // Compute everything that can fail before changing anything.
-        let data = entry.data.apply(&changes.data, None)?;
+        let data = entry.data.apply(&changes.data, changes.data_limit)?;
         entry.data = data;
         if let Some(roles) = &changes.roles {
             entry.roles = roles.clone();
@@ -679,6 +679,7 @@ impl SessionStore for MemoryStore {
     async fn rotate(
         &self,
         old: &SessionKey,
+        expected_version: Option<u64>,
         new: &SessionRecord,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
@@ -686,18 +687,46 @@ impl SessionStore for MemoryStore {
         // Hold the new owner's index shard for the whole rotation, so that a concurrent
         // delete_by_user of that user either sees the old record or the new one, never neither.
         let mut users = new.user.as_ref().map(|u| inner.users_of(u).lock());
-        let Some(old_entry) = inner.remove_record(old) else {
-            return Ok(RotateOutcome::Gone);
-        };
-        if !old_entry.is_live(now) {
-            drop(users);
-            if let Some(u) = &old_entry.user {
-                inner.unindex(u, old);
+        // Take the old record if it is live and at the expected version.
+        let old_entry = {
+            let mut shard = inner.shard(old).lock();
+            let Some(e) = shard.find(old) else {
+                return Ok(RotateOutcome::Gone);
+            };
+            let live = e.is_live(now);
+            if live && expected_version.is_some_and(|v| v != e.version) {
+                return Ok(RotateOutcome::Conflict {
+                    current_version: e.version,
+                });
             }
-            return Ok(RotateOutcome::Gone);
+            let Some(taken) = shard.remove(old) else {
+                return Ok(RotateOutcome::Gone);
+            };
+            if !live {
+                drop(shard);
+                inner.count.fetch_sub(1, Ordering::Relaxed);
+                drop(users);
+                if let Some(u) = &taken.user {
+                    inner.unindex(u, old);
+                }
+                return Ok(RotateOutcome::Gone);
+            }
+            taken
+        };
+        // A session that becomes this user's (sign-in) counts against their bound.
+        if let (Some(users), Some(user)) = (users.as_mut(), &new.user)
+            && old_entry.user.as_ref() != Some(user)
+            && inner.max_per_user.is_some()
+        {
+            let prefixes = users.entry(user.clone()).or_default();
+            let mut keys = inner.keys_of(user, prefixes);
+            let bound = inner.enforce_user_limit(user, &mut keys, now);
+            *prefixes = keys.iter().map(SessionKey::prefix_u64).collect();
+            if let Err(e) = bound {
+                let _ = inner.shard(old).lock().insert(old_entry);
+                return Err(e);
+            }
         }
-        // The old record's slot is free again, so no capacity check can fail for a rotation.
-        inner.count.fetch_add(1, Ordering::Relaxed);
         let entry = Box::new(Entry::from_record(new));
         if let Err(entry) = inner.shard(&new.key).lock().insert(entry) {
             drop(entry);

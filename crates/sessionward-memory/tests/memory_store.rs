@@ -94,6 +94,55 @@ async fn per_user_bound_evicts_the_oldest() {
 }
 
 #[tokio::test]
+async fn per_user_bound_applies_when_a_sign_in_rotates_an_anonymous_session() {
+    let store = MemoryStore::builder()
+        .max_sessions_per_user(1, PerUserLimit::EvictOldest)
+        .without_sweeper()
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    let first = record(Some("alice"), t);
+    store.create(&first).await.expect("create");
+    let anon = record(None, t);
+    store.create(&anon).await.expect("create");
+    let signed = record(Some("alice"), t + Duration::from_secs(1));
+    let out = store
+        .rotate(&anon.key, None, &signed, t)
+        .await
+        .expect("rotate");
+    assert_eq!(out, sessionward_core::RotateOutcome::Rotated);
+    assert!(
+        store.load(&first.key, t).await.expect("load").is_none(),
+        "bound not applied on rotate"
+    );
+    assert_eq!(
+        store
+            .list_by_user(&"alice".into(), t)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    // Refuse: the rotation fails and the anonymous session is left as it was.
+    let store = MemoryStore::builder()
+        .max_sessions_per_user(1, PerUserLimit::Refuse)
+        .without_sweeper()
+        .build();
+    store.create(&first).await.expect("create");
+    store.create(&anon).await.expect("create");
+    let err = store
+        .rotate(&anon.key, None, &signed, t)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, StoreError::UserLimitReached { limit: 1 }),
+        "{err:?}"
+    );
+    assert!(store.load(&anon.key, t).await.expect("load").is_some());
+    assert!(store.load(&signed.key, t).await.expect("load").is_none());
+    assert_eq!(store.len(), 2);
+}
+
+#[tokio::test]
 async fn per_user_bound_can_refuse() {
     let store = MemoryStore::builder()
         .max_sessions_per_user(1, PerUserLimit::Refuse)
@@ -219,10 +268,11 @@ async fn conformance_suite_catches_a_broken_store() {
         async fn rotate(
             &self,
             o: &SessionKey,
+            v: Option<u64>,
             n: &SessionRecord,
             now: Timestamp,
         ) -> Result<RotateOutcome, StoreError> {
-            self.0.rotate(o, n, now).await
+            self.0.rotate(o, v, n, now).await
         }
         async fn delete(&self, k: &SessionKey) -> Result<bool, StoreError> {
             self.0.delete(k).await
