@@ -85,6 +85,9 @@ pub enum ConfigError {
     /// A timeout is zero.
     #[error("the {0} timeout must be more than zero")]
     ZeroTimeout(&'static str),
+    /// A timeout is longer than 400 days (no session is meant to live for ever).
+    #[error("the {0} timeout must be at most 400 days")]
+    TimeoutTooLong(&'static str),
     /// The absolute timeout must be longer than the idle timeout.
     #[error("the absolute timeout ({absolute:?}) must be longer than the idle timeout ({idle:?})")]
     AbsoluteNotAfterIdle {
@@ -249,9 +252,13 @@ fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
+/// Visible ASCII without `;`: what a cookie attribute value may hold (RFC 6265 §4.1.1).
 fn is_attr_safe(s: &str) -> bool {
-    !s.chars().any(|c| c == ';' || c.is_control())
+    s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
 }
+
+/// The longest timeout or lifetime accepted: 400 days, the most browsers keep a cookie.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
 
 impl SessionConfigBuilder {
     /// The cookie name. Default: `__Host-id` (generic, and the prefix makes browsers refuse a
@@ -414,6 +421,12 @@ impl SessionConfigBuilder {
         }
         if self.absolute_timeout.as_secs() == 0 {
             return Err(ConfigError::ZeroTimeout("absolute"));
+        }
+        if self.absolute_timeout > MAX_LIFETIME {
+            return Err(ConfigError::TimeoutTooLong("absolute"));
+        }
+        if self.idle_timeout > MAX_LIFETIME {
+            return Err(ConfigError::TimeoutTooLong("idle"));
         }
         if self.absolute_timeout <= self.idle_timeout {
             return Err(ConfigError::AbsoluteNotAfterIdle {

@@ -28,11 +28,6 @@ pub(crate) fn json_response<B: From<&'static str>>(
     res
 }
 
-/// The 503 that replaces a response when the store fails (fail closed, SEC-17).
-pub(crate) fn unavailable_response<B: From<&'static str>>() -> Response<B> {
-    json_response(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
-}
-
 /// Why a [`Session`](crate::Session) operation failed. As a response: 503 for a store or
 /// random-generator failure (never a pass, never "anonymous"), 413 for data over the limit,
 /// 401 when an operation needs a signed-in user, 500 for values that do not (de)serialize.
@@ -54,6 +49,15 @@ pub enum SessionError {
     /// The operating system's random generator failed; no ID was drawn.
     #[error("no session ID could be drawn")]
     Rng(#[from] RngError),
+    /// The session changed while the request ran (for example an administrator changed its
+    /// roles) in a way this request's change cannot be applied on top of. 409; the client may
+    /// retry.
+    #[error("the session changed while the request ran")]
+    Conflict,
+    /// [`Session::set_lifetime`](crate::Session::set_lifetime) got a zero, over-long or
+    /// inconsistent lifetime.
+    #[error("invalid session lifetime")]
+    InvalidLifetime,
 }
 
 impl From<StoreError> for SessionError {
@@ -73,7 +77,10 @@ impl SessionError {
             Self::Store(_) | Self::Rng(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Data(DataError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotSignedIn => StatusCode::UNAUTHORIZED,
-            Self::Data(_) | Self::Serde(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::Data(_) | Self::Serde(_) | Self::InvalidLifetime => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -82,8 +89,15 @@ impl SessionError {
             Self::Store(_) | Self::Rng(_) => UNAVAILABLE,
             Self::Data(DataError::TooLarge { .. }) => r#"{"error":"session_data_too_large"}"#,
             Self::NotSignedIn => UNAUTHENTICATED,
+            Self::Conflict => r#"{"error":"session_changed"}"#,
+            Self::InvalidLifetime => r#"{"error":"invalid_session_lifetime"}"#,
             Self::Data(_) | Self::Serde(_) => r#"{"error":"session_data_invalid"}"#,
         }
+    }
+
+    /// This error as a response with any body type (the layer uses it too).
+    pub(crate) fn response<B: From<&'static str>>(&self) -> Response<B> {
+        json_response(self.status(), self.body())
     }
 }
 
@@ -92,6 +106,6 @@ impl IntoResponse for SessionError {
         if self.status().is_server_error() {
             tracing::error!(target: "sessionward", error = %self, "session operation failed");
         }
-        json_response(self.status(), self.body())
+        self.response()
     }
 }

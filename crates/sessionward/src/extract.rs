@@ -26,8 +26,12 @@ pub(crate) enum Presented {
     /// A value that is not a well-formed token (wrong length, alphabet or spare bits).
     Malformed { via: Via },
     /// Two or more different values (cookie tossing, or a cookie and a bearer token that
-    /// disagree): no session.
-    Ambiguous { via: Via },
+    /// disagree): no session. The well-formed ones are kept, only so that a logout can end
+    /// them all.
+    Ambiguous {
+        via: Via,
+        candidates: Vec<SessionToken>,
+    },
     /// One well-formed token.
     Token { token: SessionToken, via: Via },
 }
@@ -37,7 +41,10 @@ impl Presented {
         matches!(
             self,
             Self::Malformed { via: Via::Cookie }
-                | Self::Ambiguous { via: Via::Cookie }
+                | Self::Ambiguous {
+                    via: Via::Cookie,
+                    ..
+                }
                 | Self::Token {
                     via: Via::Cookie,
                     ..
@@ -51,14 +58,29 @@ impl Presented {
             _ => None,
         }
     }
+
+    /// The keys of every well-formed ID presented: the one, or the candidates of an
+    /// ambiguous request.
+    pub(crate) fn candidate_keys(&self) -> Vec<sessionward_core::SessionKey> {
+        match self {
+            Self::Token { token, .. } => vec![token.key()],
+            Self::Ambiguous { candidates, .. } => {
+                candidates.iter().map(SessionToken::key).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
+/// At most this many well-formed candidates of an ambiguous request are kept for logout.
+const MAX_CANDIDATES: usize = 4;
+
 /// One source's reading.
-#[derive(Clone, Copy)]
 enum Found<'a> {
     None,
     One(&'a [u8]),
-    Many,
+    /// Different values; the distinct ones seen (at most `MAX_CANDIDATES`).
+    Many(Vec<&'a [u8]>),
 }
 
 fn trim(mut b: &[u8]) -> &[u8] {
@@ -74,13 +96,13 @@ fn trim(mut b: &[u8]) -> &[u8] {
 /// The value(s) of the cookie named `name`, across every `Cookie` field (HTTP/2 sends one
 /// field per pair). Identical repeats collapse; different values are `Many`.
 fn find_cookie<'a>(headers: &'a HeaderMap, name: &[u8]) -> Found<'a> {
-    let mut found: Option<&[u8]> = None;
+    let mut found: Vec<&[u8]> = Vec::new();
     let mut pairs = 0;
     for field in headers.get_all(COOKIE) {
         for pair in field.as_bytes().split(|&b| b == b';') {
             pairs += 1;
             if pairs > MAX_COOKIE_PAIRS {
-                return Found::Many;
+                return Found::Many(found);
             }
             let pair = trim(pair);
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
@@ -91,14 +113,16 @@ fn find_cookie<'a>(headers: &'a HeaderMap, name: &[u8]) -> Found<'a> {
                 continue;
             }
             let value = trim(&pair[eq + 1..]);
-            match found {
-                None => found = Some(value),
-                Some(v) if v == value => {}
-                Some(_) => return Found::Many,
+            if !found.contains(&value) && found.len() < MAX_CANDIDATES {
+                found.push(value);
             }
         }
     }
-    found.map_or(Found::None, Found::One)
+    match found.len() {
+        0 => Found::None,
+        1 => Found::One(found[0]),
+        _ => Found::Many(found),
+    }
 }
 
 fn find_bearer(headers: &HeaderMap) -> Found<'_> {
@@ -107,7 +131,7 @@ fn find_bearer(headers: &HeaderMap) -> Found<'_> {
         return Found::None;
     };
     if values.next().is_some() {
-        return Found::Many;
+        return Found::Many(Vec::new());
     }
     let v = first.as_bytes();
     // The scheme is case-insensitive (RFC 9110 §11.1); other schemes are not ours.
@@ -120,7 +144,13 @@ fn find_bearer(headers: &HeaderMap) -> Found<'_> {
 fn classify(found: Found<'_>, via: Via) -> Presented {
     match found {
         Found::None => Presented::Nothing,
-        Found::Many => Presented::Ambiguous { via },
+        Found::Many(values) => Presented::Ambiguous {
+            via,
+            candidates: values
+                .into_iter()
+                .filter_map(SessionToken::parse_bytes)
+                .collect(),
+        },
         Found::One(v) => match SessionToken::parse_bytes(v) {
             Some(token) => Presented::Token { token, via },
             None => Presented::Malformed { via },
@@ -156,7 +186,20 @@ pub(crate) fn presented(headers: &HeaderMap, config: &SessionConfig) -> Presente
             token: a,
             via: Via::Cookie,
         },
-        (_, _) => Presented::Ambiguous { via: Via::Cookie },
+        (a, b) => {
+            let mut candidates = Vec::new();
+            for p in [a, b] {
+                match p {
+                    Presented::Token { token, .. } => candidates.push(token),
+                    Presented::Ambiguous { candidates: c, .. } => candidates.extend(c),
+                    _ => {}
+                }
+            }
+            Presented::Ambiguous {
+                via: Via::Cookie,
+                candidates,
+            }
+        }
     }
 }
 

@@ -189,7 +189,7 @@ impl Session {
                 tracing::info!(target: "sessionward", event = "session.malformed", via = ?via, "malformed session ID presented");
                 Loaded::Absent
             }
-            Presented::Ambiguous { via } => {
+            Presented::Ambiguous { via, .. } => {
                 tracing::warn!(target: "sessionward", event = "session.ambiguous", via = ?via, "several different session IDs presented; ignoring all (cookie tossing?)");
                 Loaded::Absent
             }
@@ -426,6 +426,8 @@ impl Session {
     ) -> Result<(), SessionError> {
         let user = user.into();
         self.ensure_loaded().await?;
+        // Draw the new ID first: if the generator fails, nothing in this request changed.
+        let fresh = (SessionToken::generate()?, SessionHandle::generate()?);
         let mut state = self.state();
         // Data of another user's session does not carry over to this one.
         let other_user = match &state.loaded {
@@ -441,8 +443,9 @@ impl Session {
             user,
             roles: roles_of(roles),
         });
-        state.new_token = None;
-        Self::draw_token(&mut state)
+        state.new_token = Some(fresh);
+        state.token_taken = false;
+        Ok(())
     }
 
     /// Changes the roles of the signed-in user's current session, and rotates its ID, as after
@@ -464,26 +467,35 @@ impl Session {
                 if Self::live_user(&state).is_none() {
                     return Err(SessionError::NotSignedIn);
                 }
-                state.auth = Some(AuthChange::Roles(roles));
                 Self::draw_token(&mut state)?;
+                state.auth = Some(AuthChange::Roles(roles));
             }
         }
         Ok(())
     }
 
     /// Gives this session a lifetime of its own ("remember me"): the absolute expiry becomes
-    /// `absolute` after sign-in (or after now, for a session signed in earlier), and the idle
+    /// `absolute` after sign-in (after creation, for an anonymous session), and the idle
     /// timeout `idle` if given. Stored in the record, so it holds across requests and servers.
-    /// With [persistent cookies](crate::SessionConfigBuilder::persistent_cookies) the cookie is
-    /// re-issued with the matching `Max-Age`.
+    /// With [persistent cookies](crate::SessionConfigBuilder::persistent_cookies) and a cookie
+    /// session, the cookie is re-issued with the matching `Max-Age`.
+    ///
+    /// Only a sign-in may lengthen a signed-in session's lifetime (SEC-22): call it in the
+    /// request that calls [`login`](Self::login). Later, on a session signed in earlier, it can
+    /// only shorten the lifetime.
     ///
     /// # Errors
-    /// [`SessionError::Store`] if the store failed.
+    /// [`SessionError::InvalidLifetime`] for a zero `absolute` or `idle`, one over 400 days, or
+    /// an `idle` longer than `absolute`; [`SessionError::Store`] if the store failed.
     pub async fn set_lifetime(
         &self,
         absolute: Duration,
         idle: Option<Duration>,
     ) -> Result<(), SessionError> {
+        let valid = |d: Duration| d.as_secs() > 0 && d <= crate::config::MAX_LIFETIME;
+        if !valid(absolute) || idle.is_some_and(|i| !valid(i) || i > absolute) {
+            return Err(SessionError::InvalidLifetime);
+        }
         self.ensure_loaded().await?;
         self.state().lifetime = Some(Lifetime { absolute, idle });
         Ok(())
@@ -550,13 +562,18 @@ impl Session {
     /// token to the client itself. `None` when this request creates or rotates nothing, or when
     /// bearer transport is off.
     ///
+    /// It is handed out once (a second call is `None`), and never to a request that presented
+    /// its session in a cookie: a browser session's token stays out of reach of page scripts.
     /// Never log it, and never put it anywhere but the response to the client that owns it.
     #[must_use]
     pub fn issued_token(&self) -> Option<String> {
-        if !self.config().transport.bearer() {
+        if !self.config().transport.bearer() || self.inner.presented.via_cookie() {
             return None;
         }
         let mut state = self.state();
+        if state.token_taken {
+            return None;
+        }
         let token = state.new_token.as_ref()?.0.expose();
         state.token_taken = true;
         Some(token)
@@ -578,34 +595,46 @@ impl Session {
         let plan = {
             let mut state = self.state();
             if matches!(state.loaded, Loaded::NotYet) && state.auth.is_none() && !state.logout {
-                // The handler never used the session (lazy: no store call at all), or only
-                // wrote without reading, which ensure_loaded covers; nothing to do.
+                // The handler never used the session (lazy: no store call at all).
                 return Finish::Done(res);
             }
-            if res.status().is_server_error() {
-                // A failed handler persists nothing.
+            // A failed handler persists nothing, except a logout it asked for: ending a
+            // session is always safe, and keeping it alive after "sign out" is not.
+            let logout_only = state.logout && state.auth.is_none();
+            if res.status().is_server_error() && !logout_only {
                 return Finish::Done(res);
             }
             self.plan(&mut state)
         };
         match plan {
             Plan::Nothing { clear_cookie } => {
-                self.apply_headers(&mut res, None, clear_cookie);
+                self.apply_headers(
+                    &mut res,
+                    Outcome {
+                        clear_cookie,
+                        ..Outcome::default()
+                    },
+                );
                 Finish::Done(res)
             }
             plan => Finish::Pending(Box::pin(async move {
                 match self.execute(plan).await {
                     Ok(outcome) => {
-                        self.apply_headers(&mut res, outcome.issued, outcome.clear_cookie);
+                        self.apply_headers(&mut res, outcome);
                         res
                     }
                     Err(e) => {
                         tracing::error!(target: "sessionward", event = "session.store_error", error = %e, "session store failed while completing the request");
-                        crate::error::unavailable_response()
+                        e.response()
                     }
                 }
             })),
         }
+    }
+
+    /// Whether a token this request issues goes out in a cookie.
+    fn deliver_cookie(&self, state: &State) -> bool {
+        !state.token_taken && self.config().transport.cookie()
     }
 
     fn plan(&self, state: &mut State) -> Plan {
@@ -622,6 +651,7 @@ impl Session {
             && !matches!(state.loaded, Loaded::NotYet);
         let user_agent = self.inner.user_agent.as_ref().and_then(user_agent_text);
         let lifetime = state.lifetime;
+        let deliver_cookie = self.deliver_cookie(state);
 
         if let Some(auth) = state.auth.take() {
             let Some((token, handle)) = state.new_token.take() else {
@@ -648,6 +678,13 @@ impl Session {
                     if let Some(old) = carry {
                         record.created_at = old.created_at;
                     }
+                    if let Some(lt) = lifetime {
+                        // A sign-in may set any lifetime: the user just proved who they are.
+                        record.absolute_expires_at = now + lt.absolute;
+                        if let Some(idle) = lt.idle {
+                            record.idle_timeout = idle;
+                        }
+                    }
                     RotateKind::Login
                 }
                 AuthChange::Roles(roles) => {
@@ -663,33 +700,31 @@ impl Session {
                     record.authenticated_at = old.authenticated_at;
                     record.created_at = old.created_at;
                     record.idle_timeout = old.idle_timeout;
+                    record.user_agent = old.user_agent.clone().or(record.user_agent);
                     // Rotation never extends the absolute expiry (SEC-22).
                     record.absolute_expires_at = old.absolute_expires_at;
-                    record.user_agent = old.user_agent.clone().or(record.user_agent);
+                    if let Some(lt) = lifetime {
+                        let (absolute, idle) = Self::shortened(old, lt);
+                        record.absolute_expires_at = absolute;
+                        record.idle_timeout = idle;
+                    }
                     RotateKind::Privilege
                 }
             };
-            if let Some(lt) = lifetime {
-                let base = record.authenticated_at.unwrap_or(now);
-                record.absolute_expires_at = base + lt.absolute;
-                if let Some(idle) = lt.idle {
-                    record.idle_timeout = idle;
-                }
-            }
             return Plan::Rotate {
-                old: live.map(|r| r.key),
+                old: live.map(|r| (r.key, r.version)),
                 delete_old: state.logout,
                 record: Box::new(record),
                 changes: std::mem::take(&mut state.changes),
                 token,
                 kind,
-                deliver_cookie: !state.token_taken,
+                deliver_cookie,
             };
         }
 
         if state.logout {
             return Plan::Logout {
-                key: self.inner.presented.token().map(SessionToken::key),
+                keys: self.inner.presented.candidate_keys(),
                 clear_cookie: self.inner.presented.via_cookie(),
             };
         }
@@ -697,16 +732,22 @@ impl Session {
         if let Some(old) = live {
             let mut changes = ChangeSet {
                 data: std::mem::take(&mut state.changes),
+                data_limit: Some(config.max_data_bytes),
                 ..ChangeSet::default()
             };
             if let Some(lt) = lifetime {
-                changes.absolute_expires_at =
-                    Some(old.authenticated_at.unwrap_or(now) + lt.absolute);
-                changes.idle_timeout = lt.idle;
+                let (absolute, idle) = Self::shortened(old, lt);
+                changes.absolute_expires_at = Some(absolute);
+                changes.idle_timeout = Some(idle);
             }
             if !changes.data.is_empty() || changes.is_structural() {
                 changes.last_seen_at = Some(now);
-                let reissue = lifetime.is_some() && config.persistent;
+                // Re-issue a persistent cookie whose lifetime changed; never turn a bearer
+                // token into a cookie.
+                let reissue = lifetime.is_some()
+                    && config.persistent
+                    && config.transport.cookie()
+                    && self.inner.presented.via_cookie();
                 return Plan::Save {
                     key: old.key,
                     version: old.version,
@@ -749,7 +790,7 @@ impl Session {
                 record: Box::new(record),
                 changes: std::mem::take(&mut state.changes),
                 token,
-                deliver_cookie: !state.token_taken,
+                deliver_cookie,
             };
         }
 
@@ -758,14 +799,33 @@ impl Session {
         }
     }
 
+    /// The lifetime `lt` asks for on an existing session, counted from sign-in (creation for
+    /// an anonymous session). A signed-in session's lifetime only ever shortens without a
+    /// sign-in (SEC-22).
+    fn shortened(old: &SessionRecord, lt: Lifetime) -> (Timestamp, Duration) {
+        let base = old.authenticated_at.unwrap_or(old.created_at);
+        let mut absolute = base + lt.absolute;
+        let mut idle = lt.idle.unwrap_or(old.idle_timeout);
+        if old.user.is_some() {
+            absolute = absolute.min(old.absolute_expires_at);
+            idle = idle.min(old.idle_timeout);
+        }
+        (absolute, idle)
+    }
+
+    /// Attempts at a save or a sign-in rotation that races other writes, before giving up
+    /// with 409.
+    const ATTEMPTS: usize = 3;
+
     async fn execute(&self, plan: Plan) -> Result<Outcome, SessionError> {
         let store = self.store();
         let now = self.now();
         let limit = Some(self.config().max_data_bytes);
+        let via_cookie = self.inner.presented.via_cookie();
         match plan {
             Plan::Nothing { clear_cookie } => Ok(Outcome {
-                issued: None,
                 clear_cookie,
+                ..Outcome::default()
             }),
             Plan::Touch { key } => {
                 store.touch(&key, now).await?;
@@ -777,28 +837,31 @@ impl Session {
                 changes,
                 reissue_token,
             } => {
-                let mut outcome = store.save(&key, version, &changes, now).await?;
-                if let SaveOutcome::Conflict { current_version } = outcome {
-                    // Another request changed the record since we read it; our lifetime
-                    // change is the newer intent: apply it on top.
-                    outcome = store.save(&key, current_version, &changes, now).await?;
-                }
-                match outcome {
-                    SaveOutcome::Saved { .. } => Ok(Outcome {
-                        issued: reissue_token
-                            .map(|t| (t, self.absolute_after(&changes, now), true)),
-                        clear_cookie: false,
-                    }),
-                    SaveOutcome::Gone | SaveOutcome::Conflict { .. } => {
-                        // Ended (logout elsewhere, revoked, expired) while this request ran:
-                        // its writes are dropped, never resurrected.
-                        tracing::info!(target: "sessionward", event = "session.gone", key = %key.short(), "session ended while the request ran; its changes were dropped");
-                        Ok(Outcome {
-                            issued: None,
-                            clear_cookie: self.inner.presented.via_cookie(),
-                        })
+                let mut expected = version;
+                for _ in 0..Self::ATTEMPTS {
+                    match store.save(&key, expected, &changes, now).await? {
+                        SaveOutcome::Saved { .. } => {
+                            return Ok(Outcome {
+                                issued: reissue_token
+                                    .map(|t| (t, self.absolute_after(&changes, now), true)),
+                                ..Outcome::default()
+                            });
+                        }
+                        SaveOutcome::Gone => {
+                            // Ended (logout elsewhere, revoked, expired) while this request
+                            // ran: its writes are dropped, never resurrected.
+                            tracing::info!(target: "sessionward", event = "session.gone", key = %key.short(), "session ended while the request ran; its changes were dropped");
+                            return Ok(Outcome {
+                                clear_cookie: via_cookie,
+                                ..Outcome::default()
+                            });
+                        }
+                        // Another request changed the record since we read it; this
+                        // request's lifetime change is the newer intent: apply it on top.
+                        SaveOutcome::Conflict { current_version } => expected = current_version,
                     }
                 }
+                Err(SessionError::Conflict)
             }
             Plan::Create {
                 mut record,
@@ -811,7 +874,7 @@ impl Session {
                 tracing::info!(target: "sessionward", event = "session.created", key = %record.key.short(), "session created");
                 Ok(Outcome {
                     issued: Some((token, record.absolute_expires_at, deliver_cookie)),
-                    clear_cookie: false,
+                    ..Outcome::default()
                 })
             }
             Plan::Rotate {
@@ -823,27 +886,53 @@ impl Session {
                 kind,
                 deliver_cookie,
             } => {
-                record.data = record.data.apply(&changes, limit)?;
-                let rotated = match old {
-                    Some(old_key) if !delete_old => {
-                        match store.rotate(&old_key, &record, now).await? {
-                            RotateOutcome::Rotated => true,
-                            RotateOutcome::Gone => false,
+                let base = record.data.clone();
+                record.data = base.apply(&changes, limit)?;
+                let mut rotated = false;
+                match old {
+                    Some((old_key, version)) if !delete_old => {
+                        let mut expected = version;
+                        for attempt in 1..=Self::ATTEMPTS {
+                            match store.rotate(&old_key, Some(expected), &record, now).await? {
+                                RotateOutcome::Rotated => {
+                                    rotated = true;
+                                    break;
+                                }
+                                RotateOutcome::Gone => break,
+                                // Roles computed from a stale read must not undo a concurrent
+                                // change (a demotion): refuse, the client may retry.
+                                RotateOutcome::Conflict { .. }
+                                    if kind == RotateKind::Privilege
+                                        || attempt == Self::ATTEMPTS =>
+                                {
+                                    return Err(SessionError::Conflict);
+                                }
+                                // A sign-in is authoritative for user and roles; rebuild its
+                                // data from the current record so concurrent saves survive.
+                                RotateOutcome::Conflict { .. } => {
+                                    match store.load(&old_key, now).await? {
+                                        Some(current) => {
+                                            expected = current.version;
+                                            record.data = current.data.apply(&changes, limit)?;
+                                        }
+                                        None => break,
+                                    }
+                                }
+                            }
                         }
                     }
-                    Some(old_key) => {
+                    Some((old_key, _)) => {
                         store.delete(&old_key).await?;
-                        false
                     }
-                    None => false,
-                };
+                    None => {}
+                }
                 if !rotated {
                     if kind == RotateKind::Privilege {
                         // The session ended while the request ran; a privilege change does not
                         // bring it back.
                         return Ok(Outcome {
-                            issued: None,
-                            clear_cookie: self.inner.presented.via_cookie(),
+                            clear_cookie: via_cookie,
+                            ..Outcome::default()
                         });
                     }
                     store.create(&record).await?;
@@ -857,17 +946,18 @@ impl Session {
                 );
                 Ok(Outcome {
                     issued: Some((token, record.absolute_expires_at, deliver_cookie)),
-                    clear_cookie: false,
+                    ..Outcome::default()
                 })
             }
-            Plan::Logout { key, clear_cookie } => {
-                if let Some(key) = key {
-                    store.delete(&key).await?;
+            Plan::Logout { keys, clear_cookie } => {
+                for key in &keys {
+                    store.delete(key).await?;
                     tracing::info!(target: "sessionward", event = "session.destroyed", key = %key.short(), "session destroyed by logout");
                 }
                 Ok(Outcome {
-                    issued: None,
                     clear_cookie: clear_cookie || self.config().transport.cookie(),
+                    logged_out: true,
+                    ..Outcome::default()
                 })
             }
         }
@@ -879,17 +969,12 @@ impl Session {
             .unwrap_or(now + self.config().absolute_timeout)
     }
 
-    fn apply_headers<B>(
-        &self,
-        res: &mut Response<B>,
-        issued: Option<(SessionToken, Timestamp, bool)>,
-        clear: bool,
-    ) {
+    fn apply_headers<B>(&self, res: &mut Response<B>, outcome: Outcome) {
         let config = self.config();
         let headers = res.headers_mut();
         // A response that issues a token (in a cookie or in its body) is never cached.
-        let mut touched_cookie = issued.is_some();
-        if let Some((token, absolute, true)) = issued {
+        let mut touched_cookie = outcome.issued.is_some();
+        if let Some((token, absolute, true)) = outcome.issued {
             let mut cookie = format!(
                 "{}={}{}",
                 config.cookie_name,
@@ -902,9 +987,8 @@ impl Session {
             }
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 headers.append(SET_COOKIE, v);
-                touched_cookie = true;
             }
-        } else if clear {
+        } else if outcome.clear_cookie && config.transport.cookie() {
             let cookie = format!(
                 "{}=; Max-Age=0{}",
                 config.cookie_name,
@@ -915,17 +999,17 @@ impl Session {
                 touched_cookie = true;
             }
         }
-        let state = self.state();
-        let logged_out = state.logout && state.auth.is_none();
-        let signed_in = Self::live_user(&state).is_some()
-            || matches!(&state.loaded, Loaded::Live(r) if r.user.is_some());
-        drop(state);
-        if logged_out && config.clear_site_data {
+        if outcome.logged_out && config.clear_site_data {
             headers.insert(
                 http::HeaderName::from_static("clear-site-data"),
                 HeaderValue::from_static("\"cookies\", \"storage\""),
             );
         }
+        let signed_in = {
+            let state = self.state();
+            Self::live_user(&state).is_some()
+                || matches!(&state.loaded, Loaded::Live(r) if r.user.is_some())
+        };
         if touched_cookie || (signed_in && config.no_store_when_signed_in) {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
@@ -958,7 +1042,8 @@ enum Plan {
         deliver_cookie: bool,
     },
     Rotate {
-        old: Option<SessionKey>,
+        /// The key and version of the record read at load time.
+        old: Option<(SessionKey, u64)>,
         delete_old: bool,
         record: Box<SessionRecord>,
         changes: DataChanges,
@@ -967,7 +1052,8 @@ enum Plan {
         deliver_cookie: bool,
     },
     Logout {
-        key: Option<SessionKey>,
+        /// Every well-formed ID the request presented (more than one when it was ambiguous).
+        keys: Vec<SessionKey>,
         clear_cookie: bool,
     },
 }
@@ -979,6 +1065,8 @@ struct Outcome {
     /// whether the cookie carries it (not when the handler took it for a bearer client).
     issued: Option<(SessionToken, Timestamp, bool)>,
     clear_cookie: bool,
+    /// The session was ended by `logout()`.
+    logged_out: bool,
 }
 
 /// What [`Session::finish`] leaves to do.

@@ -74,15 +74,25 @@ async fn persistent_cookie_max_age_never_beyond_absolute_expiry() {
     let r = app.post("/login?user=alice", None).await;
     let c = &r.set_cookies()[0];
     assert!(c.contains("; Max-Age=43200"), "{c}");
-    // Remember me: the record's lifetime grows, and the cookie is re-issued to match.
+    // Remember me, chosen at sign-in: the record's lifetime and the cookie's grow together.
+    let r = app.post("/login-remember?days=30", None).await;
+    let c = &r.set_cookies()[0];
+    assert!(c.contains(&format!("; Max-Age={}", 30 * 86_400)), "{c}");
     let v = r.session_cookie().expect("cookie");
     app.advance(100);
+    assert_eq!(app.get("/me", Some(&v)).await.status, StatusCode::OK);
+    // Later, without a sign-in, a lifetime can only shrink (SEC-22).
+    let v = app.login("alice", "user").await;
+    app.advance(100);
     let r = app.post("/remember?days=30", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
     let c = &r.set_cookies()[0];
-    assert!(
-        c.contains(&format!("; Max-Age={}", 30 * 86_400 - 100)),
-        "{c}"
-    );
+    assert!(c.contains(&format!("; Max-Age={}", 43_200 - 100)), "{c}");
+    let r = app.post("/remember?days=0", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.body, r#"{"error":"invalid_session_lifetime"}"#);
+    let r = app.post("/remember?days=401", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
 }
 
 #[tokio::test]
@@ -976,4 +986,145 @@ async fn presets_set_both_timeouts() {
         app.get("/me", Some(&v)).await.status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn a_privilege_change_from_a_stale_read_cannot_undo_a_demotion() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user,admin").await;
+    let r = app.post("/elevate-racing", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body, r#"{"error":"session_changed"}"#);
+    assert!(r.set_cookies().is_empty());
+    // The demotion holds; nothing of the stale grant landed.
+    assert_eq!(
+        app.get("/admin", Some(&v)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.get("/me", Some(&v)).await.body, "alice user");
+}
+
+#[tokio::test]
+async fn sign_in_racing_a_save_keeps_the_saved_data() {
+    // A save lands between this request's load and its rotation: the sign-in rebuilds from
+    // the current record instead of overwriting it with what it read.
+    let app = TestApp::new();
+    let anon = app
+        .post("/cart?item=a", None)
+        .await
+        .session_cookie()
+        .expect("cookie");
+    let key = SessionToken::parse(&anon).expect("token").key();
+    let stale = app
+        .store
+        .inner
+        .load(&key, app.clock.now())
+        .await
+        .expect("load")
+        .expect("live");
+    let mut c = sessionward_core::ChangeSet::default();
+    c.data.insert("late", serde_json::json!(true));
+    app.store
+        .inner
+        .save(&key, stale.version, &c, app.clock.now())
+        .await
+        .expect("save");
+    let v = app
+        .post("/login?user=alice", Some(&anon))
+        .await
+        .session_cookie()
+        .expect("rotated");
+    let record = app
+        .store
+        .inner
+        .load(
+            &SessionToken::parse(&v).expect("token").key(),
+            app.clock.now(),
+        )
+        .await
+        .expect("load")
+        .expect("live");
+    let map = record.data.to_map().expect("map");
+    assert!(
+        map.contains_key("late") && map.contains_key("cart"),
+        "{map:?}"
+    );
+}
+
+#[tokio::test]
+async fn logout_happens_even_when_the_handler_fails() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    let r = app.post("/logout-then-fail", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.clears_cookie());
+    assert!(app.store.inner.is_empty());
+    assert_eq!(
+        app.get("/me", Some(&v)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn logout_with_ambiguous_cookies_ends_every_presented_session() {
+    let app = TestApp::new();
+    let a = app.login("alice", "user").await;
+    let planted = app.login("mallory", "user").await;
+    let r = app
+        .send(
+            Request::post("/logout")
+                .header(
+                    header::COOKIE,
+                    format!("__Host-id={a}; __Host-id={planted}"),
+                )
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.clears_cookie());
+    assert!(
+        app.store.inner.is_empty(),
+        "a presented session outlived logout"
+    );
+}
+
+#[tokio::test]
+async fn switching_user_sends_no_clear_site_data() {
+    let app = TestApp::with(|b| b.clear_site_data_on_logout(true));
+    let v = app.login("alice", "user").await;
+    let r = app.post("/switch-user", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(
+        r.headers.get("clear-site-data").is_none(),
+        "login response would wipe its own cookie"
+    );
+    let bob = r.session_cookie().expect("cookie");
+    assert_eq!(app.get("/me", Some(&bob)).await.body, "bob user");
+    assert_eq!(
+        app.get("/me", Some(&v)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn tokens_do_not_cross_transports() {
+    // A browser (cookie) request never gets its token in a body.
+    let app = TestApp::with(|b| b.transport(Transport::CookieAndBearer));
+    let anon = app
+        .post("/cart?item=a", None)
+        .await
+        .session_cookie()
+        .expect("cookie");
+    let r = app.post("/token?user=alice", Some(&anon)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body, "",
+        "issued_token() handed a cookie session's token to the page"
+    );
+    assert!(r.session_cookie().is_some());
+    // Bearer-only: never a cookie, even if the handler does not take the token.
+    let app = TestApp::with(|b| b.transport(Transport::Bearer));
+    let r = app.post("/login?user=alice", None).await;
+    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
 }

@@ -98,10 +98,12 @@ async fn token(
         return Ok(error(StatusCode::UNAUTHORIZED, "invalid_credentials"));
     };
     // Taking the token makes the layer send no cookie: this client carries a bearer token.
+    // A browser that already holds a session cookie gets no token: its session stays in the
+    // HttpOnly cookie, out of reach of page scripts (and the sign-in above still rotated it).
     let Some(token) = session.issued_token() else {
         return Ok(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "bearer_transport_disabled",
+            StatusCode::BAD_REQUEST,
+            "token_not_issued_with_session_cookie",
         ));
     };
     Ok(Json(json!({ "token": token, "username": creds.username, "roles": roles })).into_response())

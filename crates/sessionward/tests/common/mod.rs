@@ -104,11 +104,12 @@ impl SessionStore for TestStore {
     async fn rotate(
         &self,
         o: &SessionKey,
+        v: Option<u64>,
         n: &SessionRecord,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         self.enter("rotate")?;
-        self.inner.rotate(o, n, now).await
+        self.inner.rotate(o, v, n, now).await
     }
     async fn delete(&self, k: &SessionKey) -> Result<bool, StoreError> {
         self.enter("delete")?;
@@ -229,6 +230,39 @@ async fn login_and_elevate(session: Session) -> Result<StatusCode, SessionError>
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Reads the roles, then (as if an administrator acted meanwhile) the user is demoted, then
+/// the handler grants itself the roles it read plus one.
+async fn elevate_racing_a_demotion(session: Session) -> Result<StatusCode, SessionError> {
+    let mut roles = session.roles().await?.to_vec();
+    let user = session.user().await?.ok_or(SessionError::NotSignedIn)?;
+    session.sessions().set_roles(&user, ["user"]).await?;
+    roles.push("sudo".into());
+    session.set_roles(roles).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn switch_user(session: Session) -> Result<StatusCode, SessionError> {
+    session.logout();
+    session.login("bob", ["user"]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logout_then_fail(session: Session) -> StatusCode {
+    session.logout();
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+async fn login_remember(
+    session: Session,
+    Query(q): Query<RememberQuery>,
+) -> Result<StatusCode, SessionError> {
+    session.login("alice", ["user"]).await?;
+    session
+        .set_lifetime(Duration::from_secs(q.days * 86_400), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn elevate(session: Session) -> Result<StatusCode, SessionError> {
     let mut roles = session.roles().await?.to_vec();
     roles.push("admin".into());
@@ -308,6 +342,10 @@ pub fn routes() -> Router {
         .route("/fail-after-write", post(fail_after_write))
         .route("/elevate", post(elevate))
         .route("/login-and-elevate", post(login_and_elevate))
+        .route("/elevate-racing", post(elevate_racing_a_demotion))
+        .route("/switch-user", post(switch_user))
+        .route("/logout-then-fail", post(logout_then_fail))
+        .route("/login-remember", post(login_remember))
         .route("/remember", post(remember))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{handle}", delete(end_session))
