@@ -134,6 +134,7 @@ pub struct SessionConfig {
     pub(crate) clear_site_data: bool,
     pub(crate) no_store_when_signed_in: bool,
     pub(crate) bind_user_agent: bool,
+    pub(crate) cross_origin: Option<crate::guard::CrossOriginGuard>,
     pub(crate) clock: SharedClock,
 }
 
@@ -222,6 +223,7 @@ pub struct SessionConfigBuilder {
     clear_site_data: bool,
     no_store_when_signed_in: bool,
     bind_user_agent: bool,
+    cross_origin: Option<crate::guard::CrossOriginGuard>,
     clock: SharedClock,
 }
 
@@ -243,6 +245,7 @@ impl Default for SessionConfigBuilder {
             clear_site_data: false,
             no_store_when_signed_in: true,
             bind_user_agent: false,
+            cross_origin: Some(crate::guard::CrossOriginGuard::new()),
             clock: Arc::new(SystemClock),
         }
     }
@@ -367,6 +370,23 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Refuses, with 403, a request with an unsafe method that carries the session cookie and
+    /// that a browser marks as cross-site (the rules of
+    /// [`CrossOriginGuard`](crate::CrossOriginGuard), SEC-36). Default: on, trusting only
+    /// same-origin requests. Pass `Some(guard)` to trust more origins, `None` to turn it off.
+    ///
+    /// ```
+    /// use sessionward::{CrossOriginGuard, SessionConfig};
+    /// let c = SessionConfig::builder()
+    ///     .cross_origin_check(Some(CrossOriginGuard::new().trust_origin("https://app.example.com")))
+    ///     .build();
+    /// assert!(c.is_ok());
+    /// ```
+    pub fn cross_origin_check(mut self, guard: Option<crate::guard::CrossOriginGuard>) -> Self {
+        self.cross_origin = guard;
+        self
+    }
+
     /// The clock. Default: the system clock; tests pass a
     /// [`TestClock`](sessionward_core::TestClock).
     pub fn clock(mut self, clock: SharedClock) -> Self {
@@ -461,6 +481,7 @@ impl SessionConfigBuilder {
             clear_site_data: self.clear_site_data,
             no_store_when_signed_in: self.no_store_when_signed_in,
             bind_user_agent: self.bind_user_agent,
+            cross_origin: self.cross_origin,
             clock: self.clock,
         })
     }

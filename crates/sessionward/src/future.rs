@@ -33,10 +33,22 @@ pin_project! {
         Finishing {
             future: Pin<Box<dyn Future<Output = Response<B>> + Send>>,
         },
+        Ready {
+            response: Option<Response<B>>,
+        },
     }
 }
 
 impl<F, B> ResponseFuture<F, B> {
+    /// A response decided before the inner service was called.
+    pub(crate) fn ready(response: Response<B>) -> Self {
+        Self {
+            state: State::Ready {
+                response: Some(response),
+            },
+        }
+    }
+
     pub(crate) fn new(future: F, session: Session) -> Self {
         Self {
             state: State::Inner {
@@ -78,6 +90,12 @@ where
                 }
                 StateProj::Finishing { future } => {
                     return Poll::Ready(Ok(ready!(future.as_mut().poll(cx))));
+                }
+                StateProj::Ready { response } => {
+                    return match response.take() {
+                        Some(r) => Poll::Ready(Ok(r)),
+                        None => Poll::Pending,
+                    };
                 }
             }
         }

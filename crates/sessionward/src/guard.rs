@@ -14,13 +14,18 @@ use tower_service::Service;
 
 use crate::error::json_response;
 
-const BLOCKED: &str = r#"{"error":"cross_origin_request_blocked"}"#;
+pub(crate) const BLOCKED: &str = r#"{"error":"cross_origin_request_blocked"}"#;
 
 /// Refuses, with 403, requests with an unsafe method (anything but GET, HEAD, OPTIONS and
 /// TRACE) that a browser marks as cross-site: `Sec-Fetch-Site: cross-site`, or an `Origin`
 /// whose host is neither the request's host nor a trusted origin. Requests that carry neither
 /// header (curl, mobile apps, server-to-server) pass: they are not a browser acting for a
 /// signed-in user.
+///
+/// [`SessionLayer`](crate::SessionLayer) already applies the same check to every request that
+/// carries the session cookie (on by default, see
+/// [`SessionConfigBuilder::cross_origin_check`](crate::SessionConfigBuilder::cross_origin_check));
+/// add this layer to guard routes whatever the cookies, e.g. sign-in forms.
 ///
 /// It complements `SameSite` (which older browsers and same-site subdomains do not cover) as
 /// the CSRF defence the OWASP CSRF cheat sheet describes under "Fetch Metadata" and "Verifying
@@ -58,7 +63,7 @@ impl CrossOriginGuard {
     }
 
     /// Whether a request with these parts must be refused.
-    fn blocks(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+    pub(crate) fn blocks(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
         if matches!(
             *method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE

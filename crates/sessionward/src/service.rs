@@ -49,6 +49,16 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let session = Session::new(self.shared.clone(), req.headers());
+        if session.presented_via_cookie()
+            && let Some(guard) = &self.shared.config.cross_origin
+            && guard.blocks(req.method(), req.uri(), req.headers())
+        {
+            tracing::warn!(target: "sessionward", event = "request.cross_origin_blocked", method = %req.method(), "cross-site request with an unsafe method and the session cookie refused");
+            return ResponseFuture::ready(crate::error::json_response(
+                http::StatusCode::FORBIDDEN,
+                crate::guard::BLOCKED,
+            ));
+        }
         req.extensions_mut().insert(session.clone());
         // `poll_ready` readied `self.inner`; the future takes that instance and leaves a
         // fresh clone behind for the next request (the rule in tower-service's docs).

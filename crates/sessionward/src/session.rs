@@ -1076,6 +1076,11 @@ pub(crate) enum Finish<B> {
 }
 
 impl Session {
+    /// Whether the request presented its session in the cookie.
+    pub(crate) fn presented_via_cookie(&self) -> bool {
+        self.inner.presented.via_cookie()
+    }
+
     /// The clock's time, for checks outside this module.
     pub(crate) fn now_for_checks(&self) -> Timestamp {
         self.now()

@@ -840,7 +840,8 @@ async fn bad_input_catalogue_is_401_with_no_store_call() {
         format!("__Host-id={valid}A"),
         format!("__Host-id={}", "A".repeat(4096)),
         format!("__Host-id={}", "A".repeat(64 * 1024)),
-        format!("__Host-id={}", valid.replace(['-', '_'], "+")),
+        format!("__Host-id=+{}", &valid[1..]),
+        format!("__Host-id={}/", &valid[..42]),
         format!("__Host-id={valid}="),
         format!("__Host-id=%41{}", &valid[3..]),
         format!("__Host-id=\"{valid}\""),
@@ -1127,4 +1128,67 @@ async fn tokens_do_not_cross_transports() {
     let app = TestApp::with(|b| b.transport(Transport::Bearer));
     let r = app.post("/login?user=alice", None).await;
     assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
+}
+
+#[tokio::test]
+async fn cross_site_unsafe_requests_with_the_session_cookie_are_refused_by_default() {
+    let app = TestApp::new();
+    let v = app
+        .post("/cart?item=a", None)
+        .await
+        .session_cookie()
+        .expect("cookie");
+    let cross = |path: &str, header_name: &'static str, value: &'static str| {
+        Request::post(path)
+            .header(header::COOKIE, format!("__Host-id={v}"))
+            .header(header::HOST, "shop.example")
+            .header(header_name, value)
+            .body(Body::empty())
+            .expect("request")
+    };
+    app.store.reset_calls();
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://evil.example"),
+    ] {
+        let r = app.send(cross("/cart?item=evil", name, value)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.body, r#"{"error":"cross_origin_request_blocked"}"#);
+        let r = app.send(cross("/logout", name, value)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(app.store.total_calls(), 0);
+    assert_eq!(app.get("/cart", Some(&v)).await.body, "a");
+    // Same-origin and non-browser requests pass; so does a cross-site request without the
+    // cookie (there is no session to abuse).
+    let ok = app
+        .send(cross("/cart?item=b", "origin", "https://shop.example"))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let r = app
+        .send(
+            Request::post("/cart?item=c")
+                .header("sec-fetch-site", "cross-site")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Opt-out.
+    let app = TestApp::with(|b| b.cross_origin_check(None));
+    let v = app
+        .post("/cart?item=a", None)
+        .await
+        .session_cookie()
+        .expect("cookie");
+    let r = app
+        .send(
+            Request::post("/cart?item=b")
+                .header(header::COOKIE, format!("__Host-id={v}"))
+                .header("sec-fetch-site", "cross-site")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
 }
