@@ -46,6 +46,13 @@ local function hset_from(key, args, first, last)
     i = j + 1
   end
 end
+local function json_key_len(k)
+  if not string.find(k, '[%z\1-\31\34\92]') then return #k + 2 end
+  local _, quotes = string.gsub(k, '[\34\92]', '')
+  local _, controls = string.gsub(k, '[%z\1-\31]', '')
+  local _, short = string.gsub(k, '[\8\9\10\12\13]', '')
+  return #k + 2 + quotes + 5 * controls - 4 * short
+end
 local function hdel_from(key, args, first, last)
   local i = first
   while i <= last do
@@ -103,8 +110,14 @@ return 1
 /// KEYS: record, expiry index.
 /// ARGV: now, expected version, structural '1'|'0', clear '1'|'0', roles JSON or '',
 /// last_seen or '', absolute expiry or '', idle secs or '', ttl slack, key hex,
-/// number of set pairs N, N x (field, value), fields to remove...
-/// Returns {0} gone, {1, version} saved, {2, version} conflict.
+/// data size limit or '', number of set pairs N, N x (field, value), fields to remove...
+/// Returns {0} gone, {1, version} saved, {2, version} conflict, {3, size} data too large
+/// (nothing written).
+///
+/// The size of the data is that of the JSON object text the record loads as (what
+/// `codec::decode` builds and `serde_json` would write: `{"name":value,...}`, no spaces), so
+/// it is computed from the lengths of the data fields' names and values, after the removals
+/// and sets of this save.
 const SAVE: &str = r"
 local rec = KEYS[1]
 local f = redis.call('HMGET', rec, 'v', 's', 'i', 'x', 'uk')
@@ -113,6 +126,26 @@ local now = tonumber(ARGV[1])
 local s, i, x = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
 if now >= expiry(s, i, x) then return {0} end
 if ARGV[3] == '1' and f[1] ~= ARGV[2] then return {2, f[1]} end
+local nset = tonumber(ARGV[12])
+local first_set, last_set = 13, 12 + 2 * nset
+if ARGV[11] ~= '' then
+  local lens = {}
+  if ARGV[4] ~= '1' then
+    local all = redis.call('HGETALL', rec)
+    for j = 1, #all, 2 do
+      if string.sub(all[j], 1, 2) == 'd:' then lens[all[j]] = #all[j + 1] end
+    end
+  end
+  for j = last_set + 1, #ARGV do lens[ARGV[j]] = nil end
+  for j = first_set, last_set, 2 do lens[ARGV[j]] = #ARGV[j + 1] end
+  local size, n = 2, 0
+  for k, len in pairs(lens) do
+    size = size + json_key_len(string.sub(k, 3)) + 1 + len
+    n = n + 1
+  end
+  if n > 1 then size = size + n - 1 end
+  if size > tonumber(ARGV[11]) then return {3, size} end
+end
 if ARGV[4] == '1' then
   local names = redis.call('HKEYS', rec)
   local data = {}
@@ -121,8 +154,6 @@ if ARGV[4] == '1' then
   end
   hdel_from(rec, data, 1, #data)
 end
-local nset = tonumber(ARGV[11])
-local first_set, last_set = 12, 11 + 2 * nset
 hdel_from(rec, ARGV, last_set + 1, #ARGV)
 hset_from(rec, ARGV, first_set, last_set)
 if ARGV[5] ~= '' then redis.call('HSET', rec, 'r', ARGV[5]) end
@@ -164,11 +195,13 @@ return 1
 ";
 
 /// KEYS: old record, new record, expiry index, [new owner's index].
-/// ARGV: now, P, old hex, new hex, new uk or '', new expires_at, new ttl, field, value, ...
-/// Returns 1 rotated, 0 old gone (or expired, then deleted), -1 new key exists.
+/// ARGV: now, P, old hex, new hex, new uk or '', new expires_at, new ttl, expected version of
+/// the old record or '' (any), field, value, ...
+/// Returns {1} rotated, {0} old gone (or expired, then deleted), {2, version} old record live
+/// at another version (nothing written), {-1} new key exists (nothing written).
 const ROTATE: &str = r"
-local f = redis.call('HMGET', KEYS[1], 's', 'i', 'x', 'uk')
-if not f[1] then return 0 end
+local f = redis.call('HMGET', KEYS[1], 's', 'i', 'x', 'uk', 'v')
+if not f[1] then return {0} end
 local now = tonumber(ARGV[1])
 local function drop_old()
   redis.call('DEL', KEYS[1])
@@ -177,15 +210,16 @@ local function drop_old()
 end
 if now >= expiry(tonumber(f[1]), tonumber(f[2]), tonumber(f[3])) then
   drop_old()
-  return 0
+  return {0}
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if ARGV[8] ~= '' and f[5] ~= ARGV[8] then return {2, f[5]} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
 drop_old()
-hset_from(KEYS[2], ARGV, 8, #ARGV)
+hset_from(KEYS[2], ARGV, 9, #ARGV)
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[6], member(ARGV[4], ARGV[5]))
 if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[4]) end
-return 1
+return {1}
 ";
 
 /// KEYS: record, expiry index. ARGV: P, key hex. Returns 1 if a record was deleted.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Value};
 use sessionward_core::{
-    ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey, SessionRecord,
-    SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
+    ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
+    SessionRecord, SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
 };
 
 use crate::codec::{self, DATA_PREFIX};
@@ -560,6 +560,9 @@ impl SessionStore for RedisStore {
         let flag = |b: bool| if b { "1" } else { "0" };
         let opt = |v: Option<i64>| v.map_or_else(String::new, |n| n.to_string());
         let data = &changes.data;
+        // As in `SessionData::apply`, a save that changes no data key is never refused for
+        // size (a record over a lowered limit can still be touched or have its roles changed).
+        let limit = changes.data_limit.filter(|_| !data.is_empty());
         let mut inv = SCRIPTS.save.prepare_invoke();
         inv.key(inner.record_key(key))
             .key(&inner.expiry_key)
@@ -582,6 +585,7 @@ impl SessionStore for RedisStore {
             )
             .arg(inner.ttl_slack)
             .arg(key.to_hex())
+            .arg(limit.map_or_else(String::new, |l| l.to_string()))
             .arg(data.set.len());
         for (k, v) in &data.set {
             inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.to_string());
@@ -594,7 +598,7 @@ impl SessionStore for RedisStore {
         let Value::Array(items) = &reply else {
             return Err(unexpected("save", &reply));
         };
-        let version = || {
+        let number = || {
             items
                 .get(1)
                 .and_then(int_of)
@@ -603,12 +607,17 @@ impl SessionStore for RedisStore {
         };
         match items.first().and_then(int_of) {
             Some(0) => Ok(SaveOutcome::Gone),
-            Some(1) => Ok(SaveOutcome::Saved {
-                version: version()?,
-            }),
+            Some(1) => Ok(SaveOutcome::Saved { version: number()? }),
             Some(2) => Ok(SaveOutcome::Conflict {
-                current_version: version()?,
+                current_version: number()?,
             }),
+            Some(3) => match limit {
+                Some(limit) => Err(StoreError::Data(DataError::TooLarge {
+                    size: usize::try_from(number()?).unwrap_or(usize::MAX),
+                    limit,
+                })),
+                None => Err(unexpected("save", &reply)),
+            },
             _ => Err(unexpected("save", &reply)),
         }
     }
@@ -629,6 +638,7 @@ impl SessionStore for RedisStore {
     async fn rotate(
         &self,
         old: &SessionKey,
+        expected_version: Option<u64>,
         new: &SessionRecord,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
@@ -650,13 +660,25 @@ impl SessionStore for RedisStore {
             .arg(digest.as_deref().unwrap_or(""))
             .arg(expires_at.unix())
             .arg(ttl_secs(expires_at, now, inner.ttl_slack))
+            .arg(expected_version.map_or_else(String::new, |v| v.to_string()))
             .arg(fields);
         let mut conn = inner.conn.clone();
-        let outcome: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
-        match outcome {
-            1 => Ok(RotateOutcome::Rotated),
-            0 => Ok(RotateOutcome::Gone),
-            _ => Err(StoreError::Collision),
+        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let Value::Array(items) = &reply else {
+            return Err(unexpected("rotate", &reply));
+        };
+        match items.first().and_then(int_of) {
+            Some(1) => Ok(RotateOutcome::Rotated),
+            Some(0) => Ok(RotateOutcome::Gone),
+            Some(2) => Ok(RotateOutcome::Conflict {
+                current_version: items
+                    .get(1)
+                    .and_then(int_of)
+                    .and_then(|v| u64::try_from(v).ok())
+                    .ok_or_else(|| unexpected("rotate", &reply))?,
+            }),
+            Some(-1) => Err(StoreError::Collision),
+            _ => Err(unexpected("rotate", &reply)),
         }
     }
 

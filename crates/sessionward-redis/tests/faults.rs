@@ -68,7 +68,7 @@ async fn all_fail_fast(store: &RedisStore, live: &SessionRecord, phase: &str) ->
     check!("create", store.create(&record(t)));
     check!("save", store.save(&live.key, 0, &change, t));
     check!("touch", store.touch(&live.key, t));
-    check!("rotate", store.rotate(&live.key, &record(t), t));
+    check!("rotate", store.rotate(&live.key, None, &record(t), t));
     check!("delete", store.delete(&live.key));
     check!("delete_by_user", store.delete_by_user(&user, None));
     check!("list_by_user", store.list_by_user(&user, t));

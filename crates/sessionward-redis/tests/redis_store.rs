@@ -10,8 +10,9 @@ use std::time::Duration;
 use common::{RedisServer, command_calls, skip_or_panic, unique};
 use serde_json::json;
 use sessionward_core::{
-    ChangeSet, Clock as _, RoleSet, SessionData, SessionHandle, SessionRecord, SessionStore,
-    SessionToken, SystemClock, Timestamp, UserId,
+    ChangeSet, Clock as _, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionData,
+    SessionHandle, SessionRecord, SessionStore, SessionToken, StoreError, SystemClock, Timestamp,
+    UserId,
 };
 use sessionward_redis::RedisStore;
 use sessionward_redis::redis::{self, AsyncCommands as _};
@@ -419,4 +420,169 @@ async fn sweeper_deletes_expired_records_and_stops_with_the_store() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!status.is_running(), "the sweeper outlived its store");
+}
+
+/// The size a limited save measures is exactly the length of the JSON object text the record
+/// then loads as (the measure of `SessionData::apply`), whatever its keys and values hold: one
+/// byte under it is refused with that size and changes nothing, the size itself is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_limit_measures_the_json_text_the_record_loads_as() {
+    let Some(server) = RedisServer::start("data_limit_measure") else {
+        return;
+    };
+    let store = own_store(&server, "limit").await;
+    let t = SystemClock.now();
+    let r = record(None, t);
+    store.create(&r).await.expect("create");
+    let mut steps = Vec::new();
+    let mut c = ChangeSet::default();
+    c.data.insert("plain", json!("x"));
+    steps.push(c);
+    let mut c = ChangeSet::default();
+    c.data
+        .insert("quote\"back\\slash", json!({"n": [1, 2.5, null]}));
+    steps.push(c);
+    let mut c = ChangeSet::default();
+    c.data
+        .insert("ctl\n\t\u{1}\u{1f}\u{7f}", json!("snow ☃ é \"q\""));
+    steps.push(c);
+    let mut c = ChangeSet::default();
+    c.data.remove("plain");
+    c.data.insert("ünï", json!(12_345_678_901_234_567_890_u64));
+    steps.push(c);
+    let mut c = ChangeSet::default();
+    c.data.clear();
+    c.data.insert("only", json!(true));
+    steps.push(c);
+    for (i, mut c) in steps.into_iter().enumerate() {
+        let before = store.load(&r.key, t).await.expect("load").expect("live");
+        let expected = before
+            .data
+            .apply(&c.data, None)
+            .expect("applies")
+            .len_bytes();
+        c.data_limit = Some(expected - 1);
+        match store.save(&r.key, before.version, &c, t).await {
+            Err(StoreError::Data(DataError::TooLarge { size, limit })) => {
+                assert_eq!((size, limit), (expected, expected - 1), "step {i}");
+            }
+            other => panic!("step {i}: expected TooLarge, got {other:?}"),
+        }
+        let same = store.load(&r.key, t).await.expect("load").expect("live");
+        assert_eq!(same.version, before.version, "step {i}");
+        assert_eq!(same.data, before.data, "step {i}");
+        c.data_limit = Some(expected);
+        assert_eq!(
+            store
+                .save(&r.key, before.version, &c, t)
+                .await
+                .expect("save"),
+            SaveOutcome::Saved {
+                version: before.version + 1
+            },
+            "step {i}"
+        );
+        let after = store.load(&r.key, t).await.expect("load").expect("live");
+        assert_eq!(after.data.len_bytes(), expected, "step {i}");
+    }
+    // A save that changes no data key is not measured (as in `SessionData::apply`).
+    let mut c = ChangeSet::default();
+    c.last_seen_at = Some(t);
+    c.data_limit = Some(1);
+    assert!(matches!(
+        store.save(&r.key, 5, &c, t).await.expect("save"),
+        SaveOutcome::Saved { version: 6 }
+    ));
+}
+
+/// Concurrent saves of different keys under one limit: the record never passes it, every save
+/// either lands or is refused as too large, and the data holds exactly the keys that landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_saves_cannot_grow_the_data_past_the_limit() {
+    let Some(server) = RedisServer::start("data_limit_race") else {
+        return;
+    };
+    let store = Arc::new(own_store(&server, "limitrace").await);
+    let t = SystemClock.now();
+    let r = record(None, t);
+    store.create(&r).await.expect("create");
+    // Each key is `"k00":"v…v"` (58 bytes) and a comma: 4 of them make 237 bytes, 5 make 296.
+    const LIMIT: usize = 250;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut c = ChangeSet::default();
+                c.data.insert(format!("k{i:02}"), json!("v".repeat(50)));
+                c.data_limit = Some(LIMIT);
+                (format!("k{i:02}"), store.save(&r.key, 0, &c, t).await)
+            })
+        })
+        .collect();
+    let mut landed = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            (key, Ok(SaveOutcome::Saved { .. })) => landed.push(key),
+            (_, Err(StoreError::Data(DataError::TooLarge { size, limit }))) => {
+                assert!(size > limit && limit == LIMIT);
+            }
+            (_, other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let back = store.load(&r.key, t).await.expect("load").expect("live");
+    assert!(back.data.len_bytes() <= LIMIT, "{}", back.data.len_bytes());
+    let mut keys: Vec<String> = back.data.to_map().expect("map").keys().cloned().collect();
+    keys.sort();
+    landed.sort();
+    assert_eq!(keys, landed);
+    assert_eq!(landed.len(), 4);
+    assert_eq!(back.version, 4);
+}
+
+/// A rotation from a read version and a save racing it on the old record never both succeed:
+/// either the save landed first (the rotation conflicts) or the rotation did (the save finds
+/// the record gone), so the successor never misses a change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versioned_rotation_and_a_racing_save_never_both_succeed() {
+    let Some(server) = RedisServer::start("rotate_race") else {
+        return;
+    };
+    let store = Arc::new(own_store(&server, "rotrace").await);
+    let t = SystemClock.now();
+    let (mut rotated, mut conflicted) = (0, 0);
+    for round in 0..40 {
+        let old = record(Some("rita"), t);
+        store.create(&old).await.expect("create");
+        let new = record(Some("rita"), t);
+        let rotation = {
+            let store = Arc::clone(&store);
+            let new = new.clone();
+            tokio::spawn(async move { store.rotate(&old.key, Some(0), &new, t).await })
+        };
+        let save = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut c = ChangeSet::default();
+                c.data.insert("cart", json!(round));
+                store.save(&old.key, 0, &c, t).await
+            })
+        };
+        let rotation = rotation.await.expect("task").expect("rotate");
+        let save = save.await.expect("task").expect("save");
+        match (rotation, save) {
+            (RotateOutcome::Rotated, SaveOutcome::Gone) => {
+                rotated += 1;
+                assert!(store.load(&old.key, t).await.expect("load").is_none());
+                assert!(store.load(&new.key, t).await.expect("load").is_some());
+            }
+            (RotateOutcome::Conflict { current_version: 1 }, SaveOutcome::Saved { version: 1 }) => {
+                conflicted += 1;
+                assert!(store.load(&new.key, t).await.expect("load").is_none());
+                let kept = store.load(&old.key, t).await.expect("load").expect("live");
+                assert_eq!(kept.data.to_map().expect("map")["cart"], json!(round));
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    eprintln!("rotated first {rotated} times, saved first {conflicted} times");
 }
