@@ -38,16 +38,24 @@ pub(crate) const LOAD: &str = concat!(
 /// `$1` key, `$2` now, `$3` structural (apply only at the expected version), `$4` expected
 /// version, `$5` clear the data first, `$6` data keys to remove (`text[]`), `$7` data keys to
 /// set (a JSON object), `$8` new roles or NULL, `$9` new last_seen_at or NULL, `$10` new
-/// absolute expiry or NULL, `$11` new idle timeout or NULL.
+/// absolute expiry or NULL, `$11` new idle timeout or NULL, `$12` data size limit in bytes or
+/// NULL (no limit).
 ///
 /// `cur` locks the live row (waiting for a concurrent writer, then reading its committed
-/// version); `upd` applies the changes on top of the newest row, so data-key changes of
-/// concurrent requests merge. The answer is (new version, current version): a new version means
-/// saved; only a current version means a structural change met another version; neither means
-/// the record is gone or expired.
+/// version) and, when there is a limit, measures the data the save would leave: the bytes of
+/// its text as the store keeps and returns it (`data::text`). `upd` applies the changes on top
+/// of the newest row, so data-key changes of concurrent requests merge, unless a structural
+/// change meets another version or the data would pass the limit. The answer is (new version,
+/// current version, resulting data size): a new version means saved; otherwise a current
+/// version means a structural change met another version or (when the size passes the limit)
+/// the data would be too large; no current version means the record is gone or expired.
 pub(crate) const SAVE: &str = "\
 WITH cur AS ( \
-    SELECT key, version FROM sessionward_sessions \
+    SELECT key, version, \
+        CASE WHEN $12::bigint IS NULL THEN NULL ELSE octet_length(( \
+            ((CASE WHEN $5 THEN '{}'::jsonb ELSE data END) - $6::text[]) || $7::jsonb \
+        )::text) END AS size \
+    FROM sessionward_sessions \
     WHERE key = $1 AND expires_at > $2 \
     FOR UPDATE \
 ), upd AS ( \
@@ -64,9 +72,11 @@ WITH cur AS ( \
         version = s.version + 1 \
     FROM cur \
     WHERE s.key = cur.key AND (NOT $3 OR s.version = $4) \
+        AND ($12::bigint IS NULL OR cur.size <= $12) \
     RETURNING s.version \
 ) \
-SELECT (SELECT version FROM upd) AS saved, (SELECT version FROM cur) AS current";
+SELECT (SELECT version FROM upd) AS saved, (SELECT version FROM cur) AS current, \
+    (SELECT size FROM cur)::bigint AS size";
 
 /// Moves `last_seen_at` of the live record under `$1` forward to `$2`; writes only
 /// `last_seen_at` and `expires_at`.
@@ -78,10 +88,24 @@ UPDATE sessionward_sessions SET \
         absolute_expires_at) \
 WHERE key = $1 AND expires_at > $2";
 
-/// Rotation, first step (inside a transaction): removes the old record (live or not) and says
-/// whether it was live at `$2`.
-pub(crate) const ROTATE_TAKE_OLD: &str =
-    "DELETE FROM sessionward_sessions WHERE key = $1 RETURNING expires_at > $2 AS live";
+/// Rotation, first step (inside a transaction): removes the old record under `$1` if it
+/// expired at `$2` (it is garbage) or if it is live and has version `$3` (NULL: any version).
+///
+/// `cur` locks the row (waiting for a concurrent writer, then reading its committed version),
+/// so the version compared is the newest one. The answer is (found, live, current version,
+/// taken): no row found means gone; a live row not taken means it has another version.
+pub(crate) const ROTATE_TAKE_OLD: &str = "\
+WITH cur AS ( \
+    SELECT key, version, expires_at > $2 AS live FROM sessionward_sessions \
+    WHERE key = $1 \
+    FOR UPDATE \
+), del AS ( \
+    DELETE FROM sessionward_sessions AS s USING cur \
+    WHERE s.key = cur.key AND (NOT cur.live OR $3::bigint IS NULL OR cur.version = $3) \
+    RETURNING s.key \
+) \
+SELECT EXISTS (SELECT 1 FROM cur) AS found, COALESCE((SELECT live FROM cur), false) AS live, \
+    (SELECT version FROM cur) AS current, EXISTS (SELECT 1 FROM del) AS taken";
 
 /// Deletes the record under `$1`.
 pub(crate) const DELETE: &str = "DELETE FROM sessionward_sessions WHERE key = $1";

@@ -5,8 +5,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sessionward_core::{
-    ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey, SessionRecord,
-    SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
+    ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
+    SessionRecord, SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgArguments, Postgres};
@@ -374,6 +374,34 @@ async fn sweeper(
     status.0.store(false, Ordering::SeqCst);
 }
 
+/// Reads the answer of [`sql::SAVE`]: gone, conflict or too large, in that order of precedence
+/// (as the contract's reference store decides them).
+fn save_outcome(
+    expected_version: u64,
+    changes: &ChangeSet,
+    saved: Option<i64>,
+    current: Option<i64>,
+    size: Option<i64>,
+) -> Result<SaveOutcome, StoreError> {
+    if let Some(version) = saved {
+        return Ok(SaveOutcome::Saved {
+            version: version_from_db(version)?,
+        });
+    }
+    let Some(current) = current else {
+        return Ok(SaveOutcome::Gone);
+    };
+    let current_version = version_from_db(current)?;
+    let stale = changes.is_structural() && current_version != expected_version;
+    if let (false, Some(limit), Some(size)) = (stale, changes.data_limit, size) {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if size > limit {
+            return Err(StoreError::Data(DataError::TooLarge { size, limit }));
+        }
+    }
+    Ok(SaveOutcome::Conflict { current_version })
+}
+
 /// Binds a record's columns in the order of [`sql::CREATE`].
 fn bind_record<'q>(
     query: Query<'q, Postgres, PgArguments>,
@@ -435,34 +463,34 @@ impl SessionStore for PostgresStore {
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
         let set = serde_json::to_string(&changes.data.set)
-            .map_err(|e| StoreError::Data(sessionward_core::DataError::from(e)))?;
+            .map_err(|e| StoreError::Data(DataError::from(e)))?;
         let removed: Vec<&str> = changes.data.remove.iter().map(String::as_str).collect();
         let roles: Option<Vec<&str>> = changes.roles.as_ref().map(|r| r.iter().collect());
+        // As in `SessionData::apply`, a save that changes no data key is never refused for
+        // size (a record over a lowered limit can still be touched or have its roles changed).
+        let limit = changes
+            .data_limit
+            .filter(|_| !changes.data.is_empty())
+            .map(|l| i64::try_from(l).unwrap_or(i64::MAX));
         self.bounded(async {
-            let (saved, current): (Option<i64>, Option<i64>) = sqlx::query_as(sql::SAVE)
-                .bind(&key.as_bytes()[..])
-                .bind(to_db(now))
-                .bind(changes.is_structural())
-                .bind(version_to_db(expected_version))
-                .bind(changes.data.clear)
-                .bind(&removed)
-                .bind(&set)
-                .bind(&roles)
-                .bind(changes.last_seen_at.map(to_db))
-                .bind(changes.absolute_expires_at.map(to_db))
-                .bind(changes.idle_timeout.map(secs))
-                .fetch_one(&self.inner.pool)
-                .await
-                .map_err(map_err)?;
-            Ok(match (saved, current) {
-                (Some(version), _) => SaveOutcome::Saved {
-                    version: version_from_db(version)?,
-                },
-                (None, Some(current)) => SaveOutcome::Conflict {
-                    current_version: version_from_db(current)?,
-                },
-                (None, None) => SaveOutcome::Gone,
-            })
+            let (saved, current, size): (Option<i64>, Option<i64>, Option<i64>) =
+                sqlx::query_as(sql::SAVE)
+                    .bind(&key.as_bytes()[..])
+                    .bind(to_db(now))
+                    .bind(changes.is_structural())
+                    .bind(version_to_db(expected_version))
+                    .bind(changes.data.clear)
+                    .bind(&removed)
+                    .bind(&set)
+                    .bind(&roles)
+                    .bind(changes.last_seen_at.map(to_db))
+                    .bind(changes.absolute_expires_at.map(to_db))
+                    .bind(changes.idle_timeout.map(secs))
+                    .bind(limit)
+                    .fetch_one(&self.inner.pool)
+                    .await
+                    .map_err(map_err)?;
+            save_outcome(expected_version, changes, saved, current, size)
         })
         .await
     }
@@ -483,30 +511,44 @@ impl SessionStore for PostgresStore {
     async fn rotate(
         &self,
         old: &SessionKey,
+        expected_version: Option<u64>,
         new: &SessionRecord,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         self.bounded(async {
             let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
-            // Deleting the old row locks it: a concurrent rotation of the same record waits
-            // here and then finds nothing, so exactly one successor is created.
-            let live: Option<bool> = sqlx::query_scalar(sql::ROTATE_TAKE_OLD)
-                .bind(&old.as_bytes()[..])
-                .bind(to_db(now))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            match live {
-                None => {
+            // Locking the old row first: a concurrent rotation of the same record waits here and
+            // then finds nothing, so exactly one successor is created; a concurrent save or role
+            // change is waited for, so its version is the one compared.
+            let (found, live, current, taken): (bool, bool, Option<i64>, bool) =
+                sqlx::query_as(sql::ROTATE_TAKE_OLD)
+                    .bind(&old.as_bytes()[..])
+                    .bind(to_db(now))
+                    .bind(expected_version.map(version_to_db))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            match (found, live, taken) {
+                (false, _, _) => {
                     tx.rollback().await.map_err(map_err)?;
                     return Ok(RotateOutcome::Gone);
                 }
-                Some(false) => {
+                (true, false, _) => {
                     // Expired: keep the deletion (it was garbage anyway), create nothing.
                     tx.commit().await.map_err(map_err)?;
                     return Ok(RotateOutcome::Gone);
                 }
-                Some(true) => {}
+                (true, true, false) => {
+                    // Live at another version: nothing changes.
+                    tx.rollback().await.map_err(map_err)?;
+                    let current = current.ok_or_else(|| {
+                        StoreError::backend("rotate: a live row without a version")
+                    })?;
+                    return Ok(RotateOutcome::Conflict {
+                        current_version: version_from_db(current)?,
+                    });
+                }
+                (true, true, true) => {}
             }
             let done = bind_record(sqlx::query(sql::CREATE), new)
                 .execute(&mut *tx)

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sessionward_core::{
-    ChangeSet, Clock as _, RoleSet, SaveOutcome, SessionStore, StoreError, SystemClock, UserId,
+    ChangeSet, Clock as _, RoleSet, RotateOutcome, SaveOutcome, SessionStore, StoreError,
+    SystemClock, UserId,
 };
 use sessionward_postgres::PostgresStore;
 use sqlx::postgres::PgPoolOptions;
@@ -115,7 +116,7 @@ async fn a_stopped_server_fails_fast_and_a_restart_loses_nothing() {
     must_fail_fast("create", store.create(&fresh)).await;
     must_fail_fast("save", store.save(&r.key, 1, &ChangeSet::default(), t)).await;
     must_fail_fast("touch", store.touch(&r.key, t)).await;
-    must_fail_fast("rotate", store.rotate(&r.key, &fresh, t)).await;
+    must_fail_fast("rotate", store.rotate(&r.key, Some(0), &fresh, t)).await;
     must_fail_fast("delete", store.delete(&r.key)).await;
     must_fail_fast("delete_by_user", store.delete_by_user(&user, None)).await;
     must_fail_fast("list_by_user", store.list_by_user(&user, t)).await;
@@ -251,10 +252,12 @@ async fn a_load_costs_exactly_one_statement() {
     assert!(store.load(&missing.key, t).await.expect("load").is_none());
     assert_eq!(total(&statements(&admin).await), 1);
 
-    // The other hot-path operations, for the record: one statement each, a rotation four
-    // (BEGIN, DELETE, INSERT, COMMIT).
+    // The other hot-path operations, for the record: one statement each (a save with a data
+    // limit too), a rotation four (BEGIN, the locking DELETE with its version check, INSERT,
+    // COMMIT).
     let mut c = ChangeSet::default();
     c.data.insert("k", json!(1));
+    c.data_limit = Some(1024);
     let warm = record(None, t);
     store.create(&warm).await.expect("create");
     store.save(&warm.key, 0, &c, t).await.expect("save");
@@ -271,7 +274,11 @@ async fn a_load_costs_exactly_one_statement() {
                 store.touch(&warm.key, t).await.expect("touch");
             }
             _ => {
-                store.rotate(&r.key, &fresh, t).await.expect("rotate");
+                let out = store
+                    .rotate(&r.key, Some(r.version), &fresh, t)
+                    .await
+                    .expect("rotate");
+                assert_eq!(out, RotateOutcome::Rotated);
             }
         }
         let stmts = statements(&admin).await;
