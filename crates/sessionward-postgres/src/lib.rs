@@ -9,7 +9,15 @@
 //!   count; a save applies the request's data-key changes in SQL on top of the current row, so
 //!   concurrent requests that change different keys all keep their changes, checks the version
 //!   only for structural changes (roles, lifetime), and never recreates a row that is gone
-//!   (SEC-31); a rotation is one transaction.
+//!   (SEC-31); a rotation is one transaction, which locks the old row first and, given an
+//!   expected version, replaces it only at that version (`RotateOutcome::Conflict` otherwise).
+//! - **Data limit.** A save with
+//!   [`ChangeSet::data_limit`](sessionward_core::ChangeSet::data_limit) measures the data it
+//!   would leave in the same statement, on the locked newest row, as `octet_length` of its
+//!   jsonb text (what the store returns; about two bytes per key more than compact JSON), and
+//!   past the limit fails with [`DataError::TooLarge`](sessionward_core::DataError::TooLarge)
+//!   and writes nothing, so concurrent saves of different keys cannot grow a session past it
+//!   together.
 //! - **Indexed.** Key (primary key), user and expiry each have an index; `load` filters
 //!   `expires_at > now` and the sweeper deletes in batches through the expiry index (SEC-23).
 //! - **Bind parameters only**; every statement is static text (SEC-32).

@@ -389,9 +389,11 @@ async fn the_data_limit_measures_the_text_the_record_loads_as() {
         SaveOutcome::Conflict { current_version: 5 }
     );
     // A save that changes no data key is not measured (as in `SessionData::apply`).
-    let mut c = ChangeSet::default();
-    c.last_seen_at = Some(t);
-    c.data_limit = Some(1);
+    let c = ChangeSet {
+        last_seen_at: Some(t),
+        data_limit: Some(1),
+        ..ChangeSet::default()
+    };
     assert_eq!(
         store.save(&r.key, 5, &c, t).await.expect("save"),
         SaveOutcome::Saved { version: 6 }

@@ -9,6 +9,13 @@
 //! - **Concurrent saves merge.** Data keys are hash fields, so saves of different keys all
 //!   survive; values are kept as their JSON text, untouched by Lua (no number or empty-array
 //!   surprises from a JSON round trip).
+//! - **Checked inside the scripts.** A rotation given an expected version replaces the old
+//!   record only at that version (`RotateOutcome::Conflict` otherwise). A save with
+//!   [`ChangeSet::data_limit`](sessionward_core::ChangeSet::data_limit) computes the size of
+//!   the JSON object text the data would load as (from the data fields' names and values,
+//!   after its own changes) and past the limit fails with
+//!   [`DataError::TooLarge`](sessionward_core::DataError::TooLarge), writing nothing, so
+//!   concurrent saves of different keys cannot grow a session past it together.
 //! - **Expiry three ways.** Every operation decides expiry by the `now` it is given; a Redis
 //!   TTL (expiry − now + [slack](RedisStoreBuilder::ttl_slack)) removes a record Redis-side;
 //!   and a sorted set of expiries makes
