@@ -11,11 +11,23 @@ use serde_json::{Value, json};
 use sessionward_e2e::{DemoApp, artefact_dir, free_port, services_required};
 use tokio::process::{Child, Command};
 
-/// A chromedriver process; killed when dropped.
+/// A chromedriver process in a process group of its own, with the Chromium it starts; the
+/// whole group is killed when dropped, so a failing test leaves no browser behind.
 struct Driver {
-    _child: Child,
+    child: Child,
     base: String,
     http: reqwest::Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl Driver {
@@ -36,11 +48,12 @@ impl Driver {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("start chromedriver");
         let d = Self {
-            _child: child,
+            child,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -82,8 +95,13 @@ struct Browser<'d> {
 
 impl Browser<'_> {
     async fn open(driver: &Driver) -> Browser<'_> {
-        let profile =
-            std::env::temp_dir().join(format!("sessionward-chromium-{}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let profile = std::env::temp_dir().join(format!(
+            "sessionward-chromium-{}-{nanos}",
+            std::process::id()
+        ));
         let caps = json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
@@ -92,17 +110,35 @@ impl Browser<'_> {
                     "args": [
                         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                         "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--no-first-run", "--window-size=1100,900",
+                        "--disable-sync", "--no-first-run", "--disable-breakpad", "--disable-crash-reporter", "--window-size=1100,900",
                         format!("--user-data-dir={}", profile.display()),
                     ]
                 }
             }}
         });
-        let v = driver
-            .call(reqwest::Method::POST, "/session", Some(caps))
-            .await;
-        let session = v["sessionId"].as_str().expect("session id").to_owned();
-        Browser { driver, session }
+        // A loaded machine can make a browser start time out: try a few times.
+        for attempt in 1..=3 {
+            let res = driver
+                .http
+                .post(format!("{}/session", driver.base))
+                .json(&caps)
+                .send()
+                .await
+                .expect("webdriver request");
+            let status = res.status();
+            let v: Value = res.json().await.expect("webdriver json");
+            if status.is_success() {
+                let session = v["value"]["sessionId"]
+                    .as_str()
+                    .expect("session id")
+                    .to_owned();
+                return Browser { driver, session };
+            }
+            eprintln!("starting Chromium failed (attempt {attempt}): {status} {v}");
+            assert!(attempt < 3, "Chromium did not start: {v}");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        unreachable!("the loop returns or panics")
     }
 
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -155,29 +191,52 @@ impl Browser<'_> {
         }
     }
 
+    /// Runs an element command, finding the element again if the page changed under it
+    /// (a stale element while a navigation completes), for up to 20 s.
+    async fn on_element(
+        &self,
+        css: &str,
+        method: reqwest::Method,
+        action: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let e = self.wait_for(css).await;
+            let url = format!(
+                "{}/session/{}/element/{e}/{action}",
+                self.driver.base, self.session
+            );
+            let mut req = self.driver.http.request(method.clone(), url);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            if let Ok(res) = req.send().await {
+                let ok = res.status().is_success();
+                if let Ok(v) = res.json::<Value>().await
+                    && ok
+                {
+                    return v["value"].clone();
+                }
+            }
+            assert!(Instant::now() < deadline, "{action} on {css} kept failing");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn type_into(&self, css: &str, text: &str) {
-        let e = self.wait_for(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{e}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        let body = json!({ "text": text });
+        self.on_element(css, reqwest::Method::POST, "value", Some(body))
+            .await;
     }
 
     async fn click(&self, css: &str) {
-        let e = self.wait_for(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{e}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.on_element(css, reqwest::Method::POST, "click", Some(json!({})))
+            .await;
     }
 
     async fn text(&self, css: &str) -> String {
-        let e = self.wait_for(css).await;
-        self.cmd(reqwest::Method::GET, &format!("/element/{e}/text"), None)
+        self.on_element(css, reqwest::Method::GET, "text", None)
             .await
             .as_str()
             .unwrap_or_default()
@@ -243,7 +302,9 @@ async fn sign_in_see_sessions_and_sign_out_in_chromium() {
     browser.type_into("#username", "alice").await;
     browser.type_into("#password", "alice-password").await;
     browser.click("#sign-in").await;
-    assert_eq!(browser.text("#username").await, "alice");
+    // `#welcome` exists only on the signed-in page: wait for the navigation to finish.
+    browser.wait_for("#welcome").await;
+    assert_eq!(browser.text("#welcome #username").await, "alice");
     let page = browser.source().await;
     assert!(
         page.contains("this device"),

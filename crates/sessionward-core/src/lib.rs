@@ -43,12 +43,14 @@ mod clock;
 mod error;
 mod record;
 mod store;
+mod sweeper;
 mod token;
 
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::StoreError;
 pub use record::{DataChanges, DataError, RoleSet, SessionData, SessionRecord, Timestamp, UserId};
 pub use store::{ChangeSet, RotateOutcome, SaveOutcome, SessionStore};
+pub use sweeper::{SweepSettings, Sweeper, SweeperStatus};
 pub use token::{
     HANDLE_BYTES, HANDLE_LEN, RngError, SessionHandle, SessionKey, SessionToken, TOKEN_BYTES,
     TOKEN_LEN,

@@ -56,4 +56,5 @@
 
 mod store;
 
-pub use store::{MemoryStore, MemoryStoreBuilder, PerUserLimit, SweeperStatus};
+pub use sessionward_core::SweeperStatus;
+pub use store::{MemoryStore, MemoryStoreBuilder, PerUserLimit};

@@ -1,15 +1,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 use sessionward_core::{
     ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionData, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
+    SystemClock, Timestamp, UserId,
 };
 
 const SHARDS: usize = 64;
@@ -188,8 +189,6 @@ struct Inner {
     count: AtomicUsize,
     max_sessions: Option<usize>,
     max_per_user: Option<(usize, PerUserLimit)>,
-    /// Dropped with the store, which wakes and ends the sweeper at once.
-    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Inner {
@@ -381,7 +380,8 @@ impl Inner {
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
-    sweeper: SweeperStatus,
+    /// Dropped with the last clone of the store, which ends the sweeper at once.
+    sweeper: Arc<Sweeper>,
 }
 
 impl fmt::Debug for MemoryStore {
@@ -430,20 +430,7 @@ impl MemoryStore {
     /// The state of the background sweeper.
     #[must_use]
     pub fn sweeper(&self) -> SweeperStatus {
-        self.sweeper.clone()
-    }
-}
-
-/// Whether a [`MemoryStore`]'s background sweeper is running. Stays valid after the store is
-/// dropped, so a test can watch the sweeper stop.
-#[derive(Clone, Debug, Default)]
-pub struct SweeperStatus(Arc<AtomicBool>);
-
-impl SweeperStatus {
-    /// `true` while the sweeper task runs.
-    #[must_use]
-    pub fn is_running(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.sweeper.status()
     }
 }
 
@@ -510,10 +497,6 @@ impl MemoryStoreBuilder {
     /// sweeper on it.
     #[must_use]
     pub fn build(self) -> MemoryStore {
-        let status = SweeperStatus::default();
-        let runtime = tokio::runtime::Handle::try_current().ok();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let sweep = self.sweep_interval.zip(runtime);
         let inner = Arc::new(Inner {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             users: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -521,64 +504,23 @@ impl MemoryStoreBuilder {
             count: AtomicUsize::new(0),
             max_sessions: self.max_sessions,
             max_per_user: self.max_per_user,
-            _shutdown: sweep.is_some().then_some(tx),
         });
-        match sweep {
-            Some((every, runtime)) => {
-                status.0.store(true, Ordering::SeqCst);
-                runtime.spawn(sweeper(
-                    Arc::downgrade(&inner),
-                    self.clock,
-                    every,
-                    rx,
-                    status.clone(),
-                ));
-            }
-            None if self.sweep_interval.is_some() => {
-                tracing::warn!(
-                    "MemoryStore built outside a Tokio runtime: no background sweeper; expired sessions are never loaded but stay in memory until delete_expired is called"
-                );
-            }
-            None => {}
-        }
+        let settings = SweepSettings {
+            store: "MemoryStore",
+            every: self.sweep_interval,
+            batch: SWEEP_BATCH,
+            clock: self.clock,
+        };
+        let sweeper = Sweeper::start(
+            &inner,
+            settings,
+            |inner: Arc<Inner>, now, batch| async move { Ok(inner.delete_expired(now, batch)) },
+        );
         MemoryStore {
             inner,
-            sweeper: status,
+            sweeper: Arc::new(sweeper),
         }
     }
-}
-
-async fn sweeper(
-    inner: Weak<Inner>,
-    clock: SharedClock,
-    every: Duration,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-    status: SweeperStatus,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is immediate
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = tick.tick() => {}
-        }
-        let Some(inner) = inner.upgrade() else { break };
-        let now = clock.now();
-        let mut total = 0;
-        loop {
-            let n = inner.delete_expired(now, SWEEP_BATCH);
-            total += n;
-            if n < SWEEP_BATCH as u64 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        if total > 0 {
-            tracing::debug!(deleted = total, "session sweeper deleted expired sessions");
-        }
-    }
-    status.0.store(false, Ordering::SeqCst);
 }
 
 #[async_trait::async_trait]

@@ -72,4 +72,5 @@ mod sql;
 mod store;
 
 pub use sessionward_core::StoreError;
-pub use store::{MIGRATIONS_TABLE, PostgresStore, PostgresStoreBuilder, SweeperStatus};
+pub use sessionward_core::SweeperStatus;
+pub use store::{MIGRATIONS_TABLE, PostgresStore, PostgresStoreBuilder};

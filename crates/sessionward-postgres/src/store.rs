@@ -1,12 +1,12 @@
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
+    SystemClock, Timestamp, UserId,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgArguments, Postgres};
@@ -40,14 +40,13 @@ const DEFAULT_SWEEP_BATCH: usize = 1_000;
 /// connect with `PgConnectOptions::options([("search_path", "sessions")])`.
 pub struct PostgresStore {
     inner: Arc<Inner>,
-    sweeper: SweeperStatus,
+    /// Dropped with the last clone of the store, which ends the sweeper at once.
+    sweeper: Arc<Sweeper>,
 }
 
 struct Inner {
     pool: PgPool,
     operation_timeout: Duration,
-    /// Dropped with the store, which wakes and ends the sweeper at once.
-    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -57,19 +56,6 @@ impl fmt::Debug for PostgresStore {
             .field("operation_timeout", &self.inner.operation_timeout)
             .field("sweeper", &self.sweeper)
             .finish_non_exhaustive()
-    }
-}
-
-/// Whether a [`PostgresStore`]'s background sweeper is running. Stays valid after the store is
-/// dropped, so a test can watch the sweeper stop.
-#[derive(Clone, Debug, Default)]
-pub struct SweeperStatus(Arc<AtomicBool>);
-
-impl SweeperStatus {
-    /// `true` while the sweeper task runs.
-    #[must_use]
-    pub fn is_running(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -138,7 +124,7 @@ impl PostgresStore {
     /// The state of the background sweeper.
     #[must_use]
     pub fn sweeper(&self) -> SweeperStatus {
-        self.sweeper.clone()
+        self.sweeper.status()
     }
 
     /// Runs `op` within the operation timeout.
@@ -292,86 +278,26 @@ impl PostgresStoreBuilder {
     /// sweeper on it.
     #[must_use]
     pub fn build(self) -> PostgresStore {
-        let status = SweeperStatus::default();
-        let runtime = tokio::runtime::Handle::try_current().ok();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let sweep = self.sweep_interval.zip(runtime);
         let inner = Arc::new(Inner {
             pool: self.pool,
             operation_timeout: self.operation_timeout,
-            _shutdown: sweep.is_some().then_some(tx),
         });
-        match sweep {
-            Some((every, runtime)) => {
-                status.0.store(true, Ordering::SeqCst);
-                runtime.spawn(sweeper(
-                    Arc::downgrade(&inner),
-                    Sweep {
-                        clock: self.clock,
-                        every,
-                        batch: self.sweep_batch,
-                    },
-                    rx,
-                    status.clone(),
-                ));
-            }
-            None if self.sweep_interval.is_some() => {
-                tracing::warn!(
-                    "PostgresStore built outside a Tokio runtime: no background sweeper; expired sessions are never loaded but their rows stay until delete_expired is called"
-                );
-            }
-            None => {}
-        }
+        let settings = SweepSettings {
+            store: "PostgresStore",
+            every: self.sweep_interval,
+            batch: self.sweep_batch,
+            clock: self.clock,
+        };
+        let sweeper = Sweeper::start(
+            &inner,
+            settings,
+            |inner: Arc<Inner>, now, batch| async move { inner.delete_expired(now, batch).await },
+        );
         PostgresStore {
             inner,
-            sweeper: status,
+            sweeper: Arc::new(sweeper),
         }
     }
-}
-
-struct Sweep {
-    clock: SharedClock,
-    every: Duration,
-    batch: usize,
-}
-
-async fn sweeper(
-    inner: Weak<Inner>,
-    sweep: Sweep,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-    status: SweeperStatus,
-) {
-    let mut tick = tokio::time::interval(sweep.every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is immediate
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = tick.tick() => {}
-        }
-        let Some(inner) = inner.upgrade() else { break };
-        let now = sweep.clock.now();
-        let mut total = 0;
-        loop {
-            match inner.delete_expired(now, sweep.batch).await {
-                Ok(n) => {
-                    total += n;
-                    if n < sweep.batch as u64 {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "session sweeper failed; retrying at the next tick");
-                    break;
-                }
-            }
-        }
-        drop(inner);
-        if total > 0 {
-            tracing::debug!(deleted = total, "session sweeper deleted expired sessions");
-        }
-    }
-    status.0.store(false, Ordering::SeqCst);
 }
 
 /// Reads the answer of [`sql::SAVE`]: gone, conflict or too large, in that order of precedence

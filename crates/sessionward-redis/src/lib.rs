@@ -95,7 +95,8 @@ mod codec;
 mod scripts;
 mod store;
 
-pub use store::{RedisStore, RedisStoreBuilder, SweeperStatus};
+pub use sessionward_core::SweeperStatus;
+pub use store::{RedisStore, RedisStoreBuilder};
 
 /// The Redis client this store is built on, re-exported so that a [`redis::Client`] or
 /// [`redis::aio::ConnectionManager`] you hand in is of the same version.

@@ -1,15 +1,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Value};
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
+    SystemClock, Timestamp, UserId,
 };
 
 use crate::codec::{self, DATA_PREFIX};
@@ -92,8 +92,6 @@ struct Inner {
     namespace: String,
     timeout: Duration,
     ttl_slack: u64,
-    /// Dropped with the store, which wakes and ends the sweeper at once.
-    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Inner {
@@ -137,7 +135,8 @@ impl Inner {
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
-    sweeper: SweeperStatus,
+    /// Dropped with the last clone of the store, which ends the sweeper at once.
+    sweeper: Arc<Sweeper>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -177,20 +176,7 @@ impl RedisStore {
     /// The state of the background sweeper.
     #[must_use]
     pub fn sweeper(&self) -> SweeperStatus {
-        self.sweeper.clone()
-    }
-}
-
-/// Whether a [`RedisStore`]'s background sweeper is running. Stays valid after the store is
-/// dropped, so a test can watch the sweeper stop.
-#[derive(Clone, Debug, Default)]
-pub struct SweeperStatus(Arc<AtomicBool>);
-
-impl SweeperStatus {
-    /// `true` while the sweeper task runs.
-    #[must_use]
-    pub fn is_running(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.sweeper.status()
     }
 }
 
@@ -424,10 +410,6 @@ impl RedisStoreBuilder {
     /// [`StoreError::Backend`] for an invalid namespace.
     pub fn build_with(self, conn: ConnectionManager) -> Result<RedisStore, StoreError> {
         self.check_namespace()?;
-        let status = SweeperStatus::default();
-        let runtime = tokio::runtime::Handle::try_current().ok();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let sweep = self.sweep_interval.zip(runtime);
         let prefix = format!("{{{}}}:", self.namespace);
         let inner = Arc::new(Inner {
             conn,
@@ -436,29 +418,21 @@ impl RedisStoreBuilder {
             namespace: self.namespace,
             timeout: self.timeout,
             ttl_slack: self.ttl_slack.as_secs(),
-            _shutdown: sweep.is_some().then_some(tx),
         });
-        match sweep {
-            Some((every, runtime)) => {
-                status.0.store(true, Ordering::SeqCst);
-                runtime.spawn(sweeper(
-                    Arc::downgrade(&inner),
-                    self.clock,
-                    every,
-                    rx,
-                    status.clone(),
-                ));
-            }
-            None if self.sweep_interval.is_some() => {
-                tracing::warn!(
-                    "RedisStore built outside a Tokio runtime: no background sweeper; records still expire by TTL, but the expiry and user indexes are only trimmed by delete_expired"
-                );
-            }
-            None => {}
-        }
+        let settings = SweepSettings {
+            store: "RedisStore",
+            every: self.sweep_interval,
+            batch: SWEEP_BATCH,
+            clock: self.clock,
+        };
+        let sweeper = Sweeper::start(
+            &inner,
+            settings,
+            |inner: Arc<Inner>, now, batch| async move { inner.delete_expired(now, batch).await },
+        );
         Ok(RedisStore {
             inner,
-            sweeper: status,
+            sweeper: Arc::new(sweeper),
         })
     }
 
@@ -469,45 +443,6 @@ impl RedisStoreBuilder {
         }
         Ok(())
     }
-}
-
-async fn sweeper(
-    inner: Weak<Inner>,
-    clock: SharedClock,
-    every: Duration,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-    status: SweeperStatus,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is immediate
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = tick.tick() => {}
-        }
-        let Some(inner) = inner.upgrade() else { break };
-        let now = clock.now();
-        let mut total = 0;
-        loop {
-            match inner.delete_expired(now, SWEEP_BATCH).await {
-                Ok(n) => {
-                    total += n;
-                    if n < SWEEP_BATCH as u64 {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "session sweeper could not reach Redis");
-                    break;
-                }
-            }
-        }
-        if total > 0 {
-            tracing::debug!(deleted = total, "session sweeper deleted expired sessions");
-        }
-    }
-    status.0.store(false, Ordering::SeqCst);
 }
 
 #[async_trait::async_trait]
