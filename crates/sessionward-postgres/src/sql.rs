@@ -41,42 +41,38 @@ pub(crate) const LOAD: &str = concat!(
 /// absolute expiry or NULL, `$11` new idle timeout or NULL, `$12` data size limit in bytes or
 /// NULL (no limit).
 ///
-/// `cur` locks the live row (waiting for a concurrent writer, then reading its committed
-/// version) and, when there is a limit, measures the data the save would leave: the bytes of
-/// its text as the store keeps and returns it (`data::text`). `upd` applies the changes on top
-/// of the newest row, so data-key changes of concurrent requests merge, unless a structural
-/// change meets another version or the data would pass the limit. The answer is (new version,
-/// current version, resulting data size): a new version means saved; otherwise a current
-/// version means a structural change met another version or (when the size passes the limit)
-/// the data would be too large; no current version means the record is gone or expired.
+/// One plain `UPDATE` of the live row: PostgreSQL re-checks the `WHERE` on the newest row
+/// version after waiting for a concurrent writer, so data-key changes of concurrent requests
+/// merge, a structural change applies only at the expected version, and the size limit is
+/// checked on the data the save would leave (the bytes of its text as the store keeps and
+/// returns it, `data::text`). It answers the new version, or no row; then [`SAVE_REFUSED`]
+/// says why (only on that path: a successful save is one statement).
 pub(crate) const SAVE: &str = "\
-WITH cur AS ( \
-    SELECT key, version, \
-        CASE WHEN $12::bigint IS NULL THEN NULL ELSE octet_length(( \
-            ((CASE WHEN $5 THEN '{}'::jsonb ELSE data END) - $6::text[]) || $7::jsonb \
-        )::text) END AS size \
-    FROM sessionward_sessions \
-    WHERE key = $1 AND expires_at > $2 \
-    FOR UPDATE \
-), upd AS ( \
-    UPDATE sessionward_sessions AS s SET \
-        data = ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb, \
-        roles = COALESCE($8::text[], s.roles), \
-        last_seen_at = GREATEST(s.last_seen_at, COALESCE($9, s.last_seen_at)), \
-        absolute_expires_at = COALESCE($10, s.absolute_expires_at), \
-        idle_timeout_secs = COALESCE($11, s.idle_timeout_secs), \
-        expires_at = LEAST( \
-            GREATEST(s.last_seen_at, COALESCE($9, s.last_seen_at)) \
-                + LEAST(COALESCE($11, s.idle_timeout_secs), 3155760000) * interval '1 second', \
-            COALESCE($10, s.absolute_expires_at)), \
-        version = s.version + 1 \
-    FROM cur \
-    WHERE s.key = cur.key AND (NOT $3 OR s.version = $4) \
-        AND ($12::bigint IS NULL OR cur.size <= $12) \
-    RETURNING s.version \
-) \
-SELECT (SELECT version FROM upd) AS saved, (SELECT version FROM cur) AS current, \
-    (SELECT size FROM cur)::bigint AS size";
+UPDATE sessionward_sessions AS s SET \
+    data = ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb, \
+    roles = COALESCE($8::text[], s.roles), \
+    last_seen_at = GREATEST(s.last_seen_at, COALESCE($9, s.last_seen_at)), \
+    absolute_expires_at = COALESCE($10, s.absolute_expires_at), \
+    idle_timeout_secs = COALESCE($11, s.idle_timeout_secs), \
+    expires_at = LEAST( \
+        GREATEST(s.last_seen_at, COALESCE($9, s.last_seen_at)) \
+            + LEAST(COALESCE($11, s.idle_timeout_secs), 3155760000) * interval '1 second', \
+        COALESCE($10, s.absolute_expires_at)), \
+    version = s.version + 1 \
+WHERE s.key = $1 AND s.expires_at > $2 AND (NOT $3 OR s.version = $4) \
+    AND ($12::bigint IS NULL OR octet_length(( \
+        ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb \
+    )::text) <= $12) \
+RETURNING s.version";
+
+/// Why [`SAVE`] changed no row: the live record's current version and, with a limit (`$3`),
+/// the size of the data the save would have left (`$4` clear, `$5` removed keys, `$6` set).
+/// No row means the record is gone or expired at `$2`.
+pub(crate) const SAVE_REFUSED: &str = "\
+SELECT version, CASE WHEN $3::bigint IS NULL THEN NULL ELSE octet_length(( \
+        ((CASE WHEN $4 THEN '{}'::jsonb ELSE data END) - $5::text[]) || $6::jsonb \
+    )::text)::bigint END AS size \
+FROM sessionward_sessions WHERE key = $1 AND expires_at > $2";
 
 /// Moves `last_seen_at` of the live record under `$1` forward to `$2`; writes only
 /// `last_seen_at` and `expires_at`.

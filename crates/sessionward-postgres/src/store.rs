@@ -399,24 +399,38 @@ impl SessionStore for PostgresStore {
             .filter(|_| !changes.data.is_empty())
             .map(|l| i64::try_from(l).unwrap_or(i64::MAX));
         self.bounded(async {
-            let (saved, current, size): (Option<i64>, Option<i64>, Option<i64>) =
-                sqlx::query_as(sql::SAVE)
-                    .bind(&key.as_bytes()[..])
-                    .bind(to_db(now))
-                    .bind(changes.is_structural())
-                    .bind(version_to_db(expected_version))
-                    .bind(changes.data.clear)
-                    .bind(&removed)
-                    .bind(&set)
-                    .bind(&roles)
-                    .bind(changes.last_seen_at.map(to_db))
-                    .bind(changes.absolute_expires_at.map(to_db))
-                    .bind(changes.idle_timeout.map(secs))
-                    .bind(limit)
-                    .fetch_one(&self.inner.pool)
-                    .await
-                    .map_err(map_err)?;
-            save_outcome(expected_version, changes, saved, current, size)
+            let saved: Option<i64> = sqlx::query_scalar(sql::SAVE)
+                .bind(&key.as_bytes()[..])
+                .bind(to_db(now))
+                .bind(changes.is_structural())
+                .bind(version_to_db(expected_version))
+                .bind(changes.data.clear)
+                .bind(&removed)
+                .bind(&set)
+                .bind(&roles)
+                .bind(changes.last_seen_at.map(to_db))
+                .bind(changes.absolute_expires_at.map(to_db))
+                .bind(changes.idle_timeout.map(secs))
+                .bind(limit)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            if saved.is_some() {
+                return save_outcome(expected_version, changes, saved, None, None);
+            }
+            // Refused: find out why (gone, another version, or too large).
+            let why: Option<(i64, Option<i64>)> = sqlx::query_as(sql::SAVE_REFUSED)
+                .bind(&key.as_bytes()[..])
+                .bind(to_db(now))
+                .bind(limit)
+                .bind(changes.data.clear)
+                .bind(&removed)
+                .bind(&set)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(map_err)?;
+            let (current, size) = why.map_or((None, None), |(v, s)| (Some(v), s));
+            save_outcome(expected_version, changes, None, current, size)
         })
         .await
     }

@@ -107,7 +107,10 @@ async fn several_instances_migrate_at_once() {
     .fetch_one(db.admin())
     .await
     .expect("read the migrations table");
-    assert_eq!(applied, 1);
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations folder")
+        .count();
+    assert_eq!(usize::try_from(applied).expect("count"), files);
     let r = record(None, SystemClock.now());
     stores[3].create(&r).await.expect("create");
     assert!(

@@ -116,13 +116,11 @@ impl fmt::Debug for Session {
     }
 }
 
-fn user_agent_text(v: &HeaderValue) -> Option<String> {
+/// The user agent as a record keeps it: visible ASCII, truncated. Borrowed, so comparing it
+/// on every load allocates nothing.
+fn user_agent_str(v: &HeaderValue) -> Option<&str> {
     let s = v.to_str().ok()?;
-    let mut end = s.len().min(MAX_USER_AGENT);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(s[..end].to_owned())
+    Some(&s[..s.len().min(MAX_USER_AGENT)])
 }
 
 fn roles_of<R: AsRef<str>>(roles: impl IntoIterator<Item = R>) -> RoleSet {
@@ -212,13 +210,22 @@ impl Session {
         Ok(())
     }
 
+    /// The request's user agent, as a record keeps it.
+    fn user_agent(&self) -> Option<String> {
+        self.inner
+            .user_agent
+            .as_ref()
+            .and_then(user_agent_str)
+            .map(str::to_owned)
+    }
+
     /// Compares the request's user agent with the one the session was created with (SEC-35).
     fn check_user_agent(&self, record: SessionRecord) -> Loaded {
-        let presented = self.inner.user_agent.as_ref().and_then(user_agent_text);
+        let presented = self.inner.user_agent.as_ref().and_then(user_agent_str);
         let Some(stored) = &record.user_agent else {
             return Loaded::Live(Box::new(record));
         };
-        if presented.as_deref() == Some(stored.as_str()) {
+        if presented == Some(stored.as_str()) {
             return Loaded::Live(Box::new(record));
         }
         let bound = self.config().bind_user_agent;
@@ -251,10 +258,22 @@ impl Session {
 
     fn view(state: &mut State) -> Result<&mut Map<String, Value>, SessionError> {
         if state.view.is_none() {
-            let map = match &state.loaded {
+            let mut map = match &state.loaded {
                 Loaded::Live(r) if !state.logout => r.data.to_map()?,
                 _ => Map::new(),
             };
+            // Writes made before the first read (blind writes) are part of what this request
+            // sees.
+            let c = &state.changes;
+            if c.clear {
+                map.clear();
+            }
+            for k in &c.remove {
+                map.remove(k);
+            }
+            for (k, v) in &c.set {
+                map.insert(k.clone(), v.clone());
+            }
             state.view = Some(map);
         }
         Ok(state.view.get_or_insert_with(Map::new))
@@ -360,8 +379,23 @@ impl Session {
         value: &T,
     ) -> Result<(), SessionError> {
         let value = serde_json::to_value(value)?;
-        self.ensure_loaded().await?;
         let limit = self.config().max_data_bytes;
+        {
+            // A write to a presented session that nothing in this request has read is applied
+            // blind: no load now, and one store round trip (a merging save) when the response
+            // goes out. The store enforces the size cap on the merged record; if the ID turns
+            // out to be dead, the write goes to a new session under a fresh ID.
+            let mut state = self.state();
+            if matches!(state.loaded, Loaded::NotYet) && self.inner.presented.token().is_some() {
+                let size = key.len() + value.to_string().len() + 6;
+                if size > limit {
+                    return Err(SessionError::Data(DataError::TooLarge { size, limit }));
+                }
+                state.changes.insert(key, value);
+                return Ok(());
+            }
+        }
+        self.ensure_loaded().await?;
         let mut state = self.state();
         let view = Self::view(&mut state)?;
         let old = view.insert(key.to_owned(), value.clone());
@@ -594,7 +628,11 @@ impl Session {
     {
         let plan = {
             let mut state = self.state();
-            if matches!(state.loaded, Loaded::NotYet) && state.auth.is_none() && !state.logout {
+            if matches!(state.loaded, Loaded::NotYet)
+                && state.auth.is_none()
+                && !state.logout
+                && state.changes.is_empty()
+            {
                 // The handler never used the session (lazy: no store call at all).
                 return Finish::Done(res);
             }
@@ -649,9 +687,33 @@ impl Session {
         let dead_cookie = live.is_none()
             && self.inner.presented.via_cookie()
             && !matches!(state.loaded, Loaded::NotYet);
-        let user_agent = self.inner.user_agent.as_ref().and_then(user_agent_text);
         let lifetime = state.lifetime;
         let deliver_cookie = self.deliver_cookie(state);
+
+        if matches!(state.loaded, Loaded::NotYet)
+            && !state.logout
+            && state.auth.is_none()
+            && let Some(token) = self.inner.presented.token()
+        {
+            // Only blind writes get here (anything else loads first, and logout needs no
+            // read).
+            let data = std::mem::take(&mut state.changes);
+            if data.is_empty() {
+                return Plan::Nothing {
+                    clear_cookie: false,
+                };
+            }
+            return Plan::BlindSave {
+                key: token.key(),
+                changes: Box::new(ChangeSet {
+                    data,
+                    last_seen_at: Some(now),
+                    data_limit: Some(config.max_data_bytes),
+                    ..ChangeSet::default()
+                }),
+                deliver_cookie,
+            };
+        }
 
         if let Some(auth) = state.auth.take() {
             let Some((token, handle)) = state.new_token.take() else {
@@ -669,7 +731,7 @@ impl Session {
                 config.absolute_timeout,
             );
             record.data = data;
-            record.user_agent = user_agent;
+            record.user_agent = self.user_agent();
             let kind = match auth {
                 AuthChange::Login { user, roles } => {
                     record.user = Some(user);
@@ -740,8 +802,14 @@ impl Session {
                 changes.absolute_expires_at = Some(absolute);
                 changes.idle_timeout = Some(idle);
             }
+            let touch_due = now.saturating_since(old.last_seen_at) >= config.touch_interval;
             if !changes.data.is_empty() || changes.is_structural() {
-                changes.last_seen_at = Some(now);
+                // Activity is recorded at most once per touch interval, writes included:
+                // a save that leaves the expiry alone is cheaper for every store (PostgreSQL
+                // can update the row in place, without touching its indexes).
+                if touch_due {
+                    changes.last_seen_at = Some(now);
+                }
                 // Re-issue a persistent cookie whose lifetime changed; never turn a bearer
                 // token into a cookie.
                 let reissue = lifetime.is_some()
@@ -757,7 +825,7 @@ impl Session {
                         .flatten(),
                 };
             }
-            if now.saturating_since(old.last_seen_at) >= config.touch_interval {
+            if touch_due {
                 return Plan::Touch { key: old.key };
             }
             return Plan::Nothing {
@@ -779,7 +847,7 @@ impl Session {
                 config.idle_timeout,
                 config.absolute_timeout,
             );
-            record.user_agent = user_agent;
+            record.user_agent = self.user_agent();
             if let Some(lt) = lifetime {
                 record.absolute_expires_at = now + lt.absolute;
                 if let Some(idle) = lt.idle {
@@ -831,6 +899,53 @@ impl Session {
                 store.touch(&key, now).await?;
                 Ok(Outcome::default())
             }
+            Plan::BlindSave {
+                key,
+                changes,
+                deliver_cookie,
+            } => {
+                // Data-only: merged whatever the version. A store may still answer Conflict
+                // when the record changed between its check and its answer: try again.
+                let mut gone = false;
+                for _ in 0..Self::ATTEMPTS {
+                    match store.save(&key, 0, &changes, now).await? {
+                        SaveOutcome::Saved { .. } => {
+                            return Ok(Outcome {
+                                wrote: true,
+                                ..Outcome::default()
+                            });
+                        }
+                        SaveOutcome::Gone => {
+                            gone = true;
+                            break;
+                        }
+                        SaveOutcome::Conflict { .. } => {}
+                    }
+                }
+                if !gone {
+                    return Err(SessionError::Conflict);
+                }
+                // The presented ID is dead (unknown, expired, ended): never adopted. The write
+                // goes to a new anonymous session under a fresh ID.
+                tracing::info!(target: "sessionward", event = "session.unknown", key = %key.short(), "unknown or expired session ID presented");
+                let config = self.config();
+                let token = SessionToken::generate()?;
+                let mut record = SessionRecord::new(
+                    token.key(),
+                    SessionHandle::generate()?,
+                    now,
+                    config.idle_timeout,
+                    config.absolute_timeout,
+                );
+                record.user_agent = self.user_agent();
+                record.data = record.data.apply(&changes.data, limit)?;
+                store.create(&record).await?;
+                tracing::info!(target: "sessionward", event = "session.created", key = %record.key.short(), "session created");
+                Ok(Outcome {
+                    issued: Some((token, record.absolute_expires_at, deliver_cookie)),
+                    ..Outcome::default()
+                })
+            }
             Plan::Save {
                 key,
                 version,
@@ -844,6 +959,7 @@ impl Session {
                             return Ok(Outcome {
                                 issued: reissue_token
                                     .map(|t| (t, self.absolute_after(&changes, now), true)),
+                                wrote: true,
                                 ..Outcome::default()
                             });
                         }
@@ -1010,7 +1126,7 @@ impl Session {
             Self::live_user(&state).is_some()
                 || matches!(&state.loaded, Loaded::Live(r) if r.user.is_some())
         };
-        if touched_cookie || (signed_in && config.no_store_when_signed_in) {
+        if touched_cookie || outcome.wrote || (signed_in && config.no_store_when_signed_in) {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
     }
@@ -1028,6 +1144,12 @@ enum Plan {
     },
     Touch {
         key: SessionKey,
+    },
+    /// Writes made without reading: one merging save of the presented ID.
+    BlindSave {
+        key: SessionKey,
+        changes: Box<ChangeSet>,
+        deliver_cookie: bool,
     },
     Save {
         key: SessionKey,
@@ -1067,6 +1189,8 @@ struct Outcome {
     clear_cookie: bool,
     /// The session was ended by `logout()`.
     logged_out: bool,
+    /// The session's data was written.
+    wrote: bool,
 }
 
 /// What [`Session::finish`] leaves to do.

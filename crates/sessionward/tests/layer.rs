@@ -1192,3 +1192,144 @@ async fn cross_site_unsafe_requests_with_the_session_cookie_are_refused_by_defau
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_write_without_a_read_is_one_store_call() {
+    let app = TestApp::new();
+    let v = app.login("alice", "user").await;
+    app.store.reset_calls();
+    let r = app
+        .send(
+            Request::put("/prefs/theme")
+                .header(header::COOKIE, format!("__Host-id={v}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.set_cookies().is_empty());
+    assert!(r.no_store());
+    assert_eq!(
+        app.store.calls().into_iter().collect::<Vec<_>>(),
+        vec![("save", 1)]
+    );
+    let key = SessionToken::parse(&v).expect("token").key();
+    let record = app
+        .store
+        .inner
+        .load(&key, app.clock.now())
+        .await
+        .expect("load")
+        .expect("live");
+    assert!(record.data.as_json().contains("pref.theme"));
+    // A later read in the same request sees the blind write.
+    let r = app.post("/write-then-read", Some(&v)).await;
+    assert_eq!(r.body, "written ");
+}
+
+#[tokio::test]
+async fn a_blind_write_to_a_dead_id_goes_to_a_new_session() {
+    let app = TestApp::new();
+    let forged = SessionToken::generate().expect("rng").expose();
+    let r = app
+        .send(
+            Request::put("/prefs/theme")
+                .header(header::COOKIE, format!("__Host-id={forged}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let issued = r.session_cookie().expect("a new session");
+    assert_ne!(issued, forged);
+    let forged_key = SessionToken::parse(&forged).expect("token").key();
+    assert!(
+        app.store
+            .inner
+            .load(&forged_key, app.clock.now())
+            .await
+            .expect("load")
+            .is_none(),
+        "the forged ID was adopted"
+    );
+    let record = app
+        .store
+        .inner
+        .load(
+            &SessionToken::parse(&issued).expect("token").key(),
+            app.clock.now(),
+        )
+        .await
+        .expect("load")
+        .expect("live");
+    assert!(
+        record.user.is_none(),
+        "a dead ID's write became a signed-in session"
+    );
+    assert!(record.data.as_json().contains("pref.theme"));
+    // Logged out, then a blind write with the old cookie: the old ID stays dead.
+    let v = app.login("alice", "user").await;
+    app.post("/logout", Some(&v)).await;
+    let r = app
+        .send(
+            Request::put("/prefs/x")
+                .header(header::COOKIE, format!("__Host-id={v}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_ne!(r.session_cookie().as_deref(), Some(v.as_str()));
+    assert_eq!(
+        app.get("/me", Some(&v)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn blind_writes_respect_the_data_cap_and_5xx() {
+    let app = TestApp::with(|b| b.max_data_bytes(200));
+    let v = app.login("alice", "user").await;
+    // 20 different keys, each small, together past the cap: the store refuses the save that
+    // would cross it, so the record never exceeds it.
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let r = app
+            .send(
+                Request::put(format!("/prefs/key-number-{i}"))
+                    .header(header::COOKIE, format!("__Host-id={v}"))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        statuses.push(r.status);
+    }
+    assert!(
+        statuses.contains(&StatusCode::PAYLOAD_TOO_LARGE),
+        "{statuses:?}"
+    );
+    let key = SessionToken::parse(&v).expect("token").key();
+    let record = app
+        .store
+        .inner
+        .load(&key, app.clock.now())
+        .await
+        .expect("load")
+        .expect("live");
+    assert!(
+        record.data.len_bytes() <= 200,
+        "{}",
+        record.data.len_bytes()
+    );
+    // A failing handler's blind write persists nothing.
+    let before = record.version;
+    let r = app.post("/fail-after-write", Some(&v)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let after = app
+        .store
+        .inner
+        .load(&key, app.clock.now())
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(after.version, before);
+}

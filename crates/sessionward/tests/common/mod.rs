@@ -213,6 +213,13 @@ async fn put_pref(session: Session, Path(key): Path<String>) -> Result<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn write_then_read(session: Session) -> Result<String, SessionError> {
+    session.insert("w", "written").await?;
+    let w: Option<String> = session.get("w").await?;
+    let cart: Vec<String> = session.get("cart").await?.unwrap_or_default();
+    Ok(format!("{} {}", w.unwrap_or_default(), cart.join(",")))
+}
+
 async fn big(session: Session) -> Result<StatusCode, SessionError> {
     session.insert("big", &"x".repeat(70 * 1024)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -339,6 +346,7 @@ pub fn routes() -> Router {
         .route("/cart", post(add_cart).get(get_cart))
         .route("/prefs/{key}", axum::routing::put(put_pref))
         .route("/big", post(big))
+        .route("/write-then-read", post(write_then_read))
         .route("/fail-after-write", post(fail_after_write))
         .route("/elevate", post(elevate))
         .route("/login-and-elevate", post(login_and_elevate))
