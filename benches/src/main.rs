@@ -11,7 +11,7 @@
 //! - `serve --variant V --port P [--database-url URL]`: one server (the harness starts these).
 //! - `memory --impl sessionward|tower-sessions --count N`: resident memory of N sessions.
 
-mod servers;
+use sessionward_bench::servers;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -21,7 +21,7 @@ fn next() -> u64 {
 }
 
 /// No session at all: the baseline.
-pub(crate) fn bare() -> Router {
+pub fn bare() -> Router {
     Router::new()
         .route("/plain", get(|| async { "ok" }))
         .route("/login", post(|| async { StatusCode::NO_CONTENT }))
@@ -61,7 +61,7 @@ fn sessionward_routes() -> Router {
 }
 
 /// sessionward with the library's defaults (idle 30 min, absolute 12 h) over `store`.
-pub(crate) fn sessionward(store: Arc<dyn sessionward::SessionStore>) -> Router {
+pub fn sessionward(store: Arc<dyn sessionward::SessionStore>) -> Router {
     let config = sessionward::SessionConfig::default();
     sessionward_routes().layer(sessionward::SessionLayer::from_shared_store(store, config))
 }
@@ -114,7 +114,7 @@ macro_rules! tower_sessions_routes {
 
 /// tower-sessions 0.15 with its `MemoryStore`, configured as its docs advise for an idle
 /// timeout: `Expiry::OnInactivity` with `with_always_save(true)`.
-pub(crate) fn tower_sessions_memory() -> Router {
+pub fn tower_sessions_memory() -> Router {
     use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer};
     let layer = SessionManagerLayer::new(MemoryStore::default())
         .with_expiry(Expiry::OnInactivity(time::Duration::minutes(30)))
@@ -124,9 +124,7 @@ pub(crate) fn tower_sessions_memory() -> Router {
 
 /// tower-sessions 0.14 (what tower-sessions-sqlx-store builds against) with its PostgreSQL
 /// store, configured the same way.
-pub(crate) async fn tower_sessions_postgres(
-    url: &str,
-) -> Result<Router, Box<dyn std::error::Error>> {
+pub async fn tower_sessions_postgres(url: &str) -> Result<Router, Box<dyn std::error::Error>> {
     use tower_sessions_014::{Expiry, SessionManagerLayer};
     use tower_sessions_sqlx_store::PostgresStore;
     let pool = tower_sessions_sqlx_store::sqlx::postgres::PgPoolOptions::new()
@@ -142,7 +140,7 @@ pub(crate) async fn tower_sessions_postgres(
 }
 
 /// sessionward's PostgreSQL store on `url`.
-pub(crate) async fn sessionward_postgres(url: &str) -> Result<Router, Box<dyn std::error::Error>> {
+pub async fn sessionward_postgres(url: &str) -> Result<Router, Box<dyn std::error::Error>> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(8)
         .connect(url)

@@ -31,24 +31,63 @@ fn fill_random(buf: &mut [u8]) -> Result<(), RngError> {
     OsRng.try_fill_bytes(buf).map_err(RngError)
 }
 
-/// Returns `true` for the 64 characters of the base64url alphabet.
-const fn is_base64url(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
-}
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Character -> 6-bit value, or `0xFF` for a character outside the base64url alphabet.
+const DECODE: [u8; 256] = {
+    let mut table = [0xFF_u8; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Decodes exactly `N` bytes from `input` only if `input` is the canonical unpadded base64url
-/// encoding of them: the right length, the alphabet, and zero spare bits.
+/// encoding of them: the right length, the alphabet, and zero spare bits (so no alias of a
+/// valid value is accepted). For a given length it does the same work whatever the input: no
+/// early exit on the first bad character.
 fn decode_canonical<const N: usize>(input: &[u8], encoded_len: usize) -> Option<[u8; N]> {
-    if input.len() != encoded_len || !input.iter().all(|&b| is_base64url(b)) {
+    if input.len() != encoded_len {
         return None;
     }
     let mut out = [0u8; N];
-    // The engine rejects non-zero trailing bits (it is configured with
-    // `decode_allow_trailing_bits(false)`), so an alias of a valid value is refused.
-    match URL_SAFE_NO_PAD.decode_slice(input, &mut out) {
-        Ok(n) if n == N => Some(out),
-        _ => None,
+    let mut invalid = 0u8;
+    let mut chunks = input.chunks_exact(4);
+    let mut bytes = out.chunks_mut(3);
+    // Four characters carry three bytes.
+    for (c, o) in (&mut chunks).zip(&mut bytes) {
+        let [a, b, c, d] = [c[0], c[1], c[2], c[3]].map(|x| DECODE[usize::from(x)]);
+        invalid |= a | b | c | d;
+        let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+        let three = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        let len = o.len();
+        o.copy_from_slice(&three[..len]);
     }
+    // The last two or three characters carry one or two bytes and 4 or 2 spare bits, which
+    // must be zero.
+    let rest = chunks.remainder();
+    let mut n = 0u32;
+    for &x in rest {
+        let v = DECODE[usize::from(x)];
+        invalid |= v;
+        n = (n << 6) | u32::from(v & 0x3F);
+    }
+    let spare = match rest.len() {
+        2 => {
+            out[N - 1] = (n >> 4) as u8;
+            n & 0xF
+        }
+        3 => {
+            out[N - 2] = (n >> 10) as u8;
+            out[N - 1] = (n >> 2) as u8;
+            n & 0x3
+        }
+        _ => 0,
+    };
+    // `0xFF` marks a character outside the alphabet: its top bits survive the OR.
+    (invalid & 0xC0 == 0 && spare == 0).then_some(out)
 }
 
 /// The secret session identifier that the client presents: 256 bits from the operating
@@ -198,10 +237,13 @@ impl SessionHandle {
     /// Draws a new random handle.
     ///
     /// # Errors
-    /// [`RngError`] when the OS generator fails.
+    /// None today (the handle comes from the thread-local generator); the `Result` leaves room
+    /// for a fallible source.
     pub fn generate() -> Result<Self, RngError> {
+        // A handle is public, so it needs uniqueness, not secrecy: the thread-local CSPRNG
+        // (seeded from the OS) saves a system call per session; tokens always come from the OS.
         let mut bytes = [0u8; HANDLE_BYTES];
-        fill_random(&mut bytes)?;
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
         Ok(Self(bytes))
     }
 
@@ -262,7 +304,7 @@ mod tests {
         let t = SessionToken::generate().expect("rng");
         let s = t.expose();
         assert_eq!(s.len(), TOKEN_LEN);
-        assert!(s.bytes().all(is_base64url));
+        assert!(s.bytes().all(|b| DECODE[usize::from(b)] != 0xFF));
         let back = SessionToken::parse(&s).expect("parses");
         assert_eq!(back, t);
         assert_eq!(back.key(), t.key());

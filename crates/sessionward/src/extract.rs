@@ -80,7 +80,27 @@ enum Found<'a> {
     None,
     One(&'a [u8]),
     /// Different values; the distinct ones seen (at most `MAX_CANDIDATES`).
-    Many(Vec<&'a [u8]>),
+    Many(Seen<'a>),
+}
+
+/// The distinct values seen, without allocating (at most `MAX_CANDIDATES`).
+#[derive(Default)]
+struct Seen<'a> {
+    values: [&'a [u8]; MAX_CANDIDATES],
+    len: usize,
+}
+
+impl<'a> Seen<'a> {
+    fn add(&mut self, value: &'a [u8]) {
+        if self.len < MAX_CANDIDATES && !self.values[..self.len].contains(&value) {
+            self.values[self.len] = value;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.values[..self.len].iter().copied()
+    }
 }
 
 fn trim(mut b: &[u8]) -> &[u8] {
@@ -96,7 +116,7 @@ fn trim(mut b: &[u8]) -> &[u8] {
 /// The value(s) of the cookie named `name`, across every `Cookie` field (HTTP/2 sends one
 /// field per pair). Identical repeats collapse; different values are `Many`.
 fn find_cookie<'a>(headers: &'a HeaderMap, name: &[u8]) -> Found<'a> {
-    let mut found: Vec<&[u8]> = Vec::new();
+    let mut found = Seen::default();
     let mut pairs = 0;
     for field in headers.get_all(COOKIE) {
         for pair in field.as_bytes().split(|&b| b == b';') {
@@ -112,15 +132,12 @@ fn find_cookie<'a>(headers: &'a HeaderMap, name: &[u8]) -> Found<'a> {
             if trim(&pair[..eq]) != name {
                 continue;
             }
-            let value = trim(&pair[eq + 1..]);
-            if !found.contains(&value) && found.len() < MAX_CANDIDATES {
-                found.push(value);
-            }
+            found.add(trim(&pair[eq + 1..]));
         }
     }
-    match found.len() {
+    match found.len {
         0 => Found::None,
-        1 => Found::One(found[0]),
+        1 => Found::One(found.values[0]),
         _ => Found::Many(found),
     }
 }
@@ -131,7 +148,7 @@ fn find_bearer(headers: &HeaderMap) -> Found<'_> {
         return Found::None;
     };
     if values.next().is_some() {
-        return Found::Many(Vec::new());
+        return Found::Many(Seen::default());
     }
     let v = first.as_bytes();
     // The scheme is case-insensitive (RFC 9110 §11.1); other schemes are not ours.
@@ -147,7 +164,7 @@ fn classify(found: Found<'_>, via: Via) -> Presented {
         Found::Many(values) => Presented::Ambiguous {
             via,
             candidates: values
-                .into_iter()
+                .iter()
                 .filter_map(SessionToken::parse_bytes)
                 .collect(),
         },

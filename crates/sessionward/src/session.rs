@@ -35,7 +35,7 @@ enum Loaded {
     /// Nobody asked yet (lazy: a route that never uses the session costs no store call).
     NotYet,
     /// The presented token names this live record.
-    Live(Box<SessionRecord>),
+    Live(SessionRecord),
     /// No live record: nothing, a malformed or ambiguous value, or an unknown or expired ID.
     Absent,
 }
@@ -223,17 +223,17 @@ impl Session {
     fn check_user_agent(&self, record: SessionRecord) -> Loaded {
         let presented = self.inner.user_agent.as_ref().and_then(user_agent_str);
         let Some(stored) = &record.user_agent else {
-            return Loaded::Live(Box::new(record));
+            return Loaded::Live(record);
         };
         if presented == Some(stored.as_str()) {
-            return Loaded::Live(Box::new(record));
+            return Loaded::Live(record);
         }
         let bound = self.config().bind_user_agent;
         tracing::warn!(target: "sessionward", event = "session.anomaly", key = %record.key.short(), bound, "session presented with a different user agent");
         if bound {
             Loaded::Absent
         } else {
-            Loaded::Live(Box::new(record))
+            Loaded::Live(record)
         }
     }
 
@@ -679,7 +679,7 @@ impl Session {
         let now = self.now();
         let config = self.config();
         let live = match &state.loaded {
-            Loaded::Live(r) => Some(&**r),
+            Loaded::Live(r) => Some(r),
             _ => None,
         };
         // A dead cookie (unknown, expired, malformed, ambiguous) the session was consulted for
