@@ -840,14 +840,7 @@ impl Session {
                     clear_cookie: dead_cookie,
                 };
             };
-            let mut record = SessionRecord::new(
-                token.key(),
-                handle,
-                now,
-                config.idle_timeout,
-                config.absolute_timeout,
-            );
-            record.user_agent = self.user_agent();
+            let mut record = self.anonymous_record(&token, handle, now);
             if let Some(lt) = lifetime {
                 record.absolute_expires_at = now + lt.absolute;
                 if let Some(idle) = lt.idle {
@@ -928,23 +921,10 @@ impl Session {
                 // The presented ID is dead (unknown, expired, ended): never adopted. The write
                 // goes to a new anonymous session under a fresh ID.
                 tracing::info!(target: "sessionward", event = "session.unknown", key = %key.short(), "unknown or expired session ID presented");
-                let config = self.config();
                 let token = SessionToken::generate()?;
-                let mut record = SessionRecord::new(
-                    token.key(),
-                    SessionHandle::generate()?,
-                    now,
-                    config.idle_timeout,
-                    config.absolute_timeout,
-                );
-                record.user_agent = self.user_agent();
-                record.data = record.data.apply(&changes.data, limit)?;
-                store.create(&record).await?;
-                tracing::info!(target: "sessionward", event = "session.created", key = %record.key.short(), "session created");
-                Ok(Outcome {
-                    issued: Some((token, record.absolute_expires_at, deliver_cookie)),
-                    ..Outcome::default()
-                })
+                let record = self.anonymous_record(&token, SessionHandle::generate()?, now);
+                self.create(record, &changes.data, token, deliver_cookie)
+                    .await
             }
             Plan::Save {
                 key,
@@ -980,19 +960,11 @@ impl Session {
                 Err(SessionError::Conflict)
             }
             Plan::Create {
-                mut record,
+                record,
                 changes,
                 token,
                 deliver_cookie,
-            } => {
-                record.data = record.data.apply(&changes, limit)?;
-                store.create(&record).await?;
-                tracing::info!(target: "sessionward", event = "session.created", key = %record.key.short(), "session created");
-                Ok(Outcome {
-                    issued: Some((token, record.absolute_expires_at, deliver_cookie)),
-                    ..Outcome::default()
-                })
-            }
+            } => self.create(*record, &changes, token, deliver_cookie).await,
             Plan::Rotate {
                 old,
                 delete_old,
@@ -1077,6 +1049,45 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// A new anonymous record for `token`, with the configured timeouts and this request's
+    /// user agent.
+    fn anonymous_record(
+        &self,
+        token: &SessionToken,
+        handle: SessionHandle,
+        now: Timestamp,
+    ) -> SessionRecord {
+        let config = self.config();
+        let mut record = SessionRecord::new(
+            token.key(),
+            handle,
+            now,
+            config.idle_timeout,
+            config.absolute_timeout,
+        );
+        record.user_agent = self.user_agent();
+        record
+    }
+
+    /// Stores a new session holding `changes`, and says to issue its token.
+    async fn create(
+        &self,
+        mut record: SessionRecord,
+        changes: &DataChanges,
+        token: SessionToken,
+        deliver_cookie: bool,
+    ) -> Result<Outcome, SessionError> {
+        record.data = record
+            .data
+            .apply(changes, Some(self.config().max_data_bytes))?;
+        self.store().create(&record).await?;
+        tracing::info!(target: "sessionward", event = "session.created", key = %record.key.short(), "session created");
+        Ok(Outcome {
+            issued: Some((token, record.absolute_expires_at, deliver_cookie)),
+            ..Outcome::default()
+        })
     }
 
     fn absolute_after(&self, changes: &ChangeSet, now: Timestamp) -> Timestamp {
