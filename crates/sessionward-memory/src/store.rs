@@ -172,7 +172,11 @@ impl Shard {
 }
 
 /// User -> prefixes of the keys of their sessions.
-type UserIndex = HashMap<UserId, Vec<u64>>;
+type UserIndex = HashMap<UserId, UserKeys>;
+
+/// A user's key prefixes: inline while the user has one session (most users), so the index
+/// costs no allocation for them.
+type UserKeys = smallvec::SmallVec<[u64; 1]>;
 
 /// The shard of a key prefix: bits the hash tables do not use for buckets or tags.
 fn shard_of(prefix: u64) -> usize {
@@ -231,7 +235,7 @@ impl Inner {
     fn unindex(&self, user: &UserId, key: &SessionKey) {
         let mut users = self.users_of(user).lock();
         if let Some(keys) = users.get_mut(user) {
-            keys.retain(|&p| p != key.prefix_u64());
+            keys.retain(|p| *p != key.prefix_u64());
             if keys.is_empty() {
                 users.remove(user);
             }
@@ -678,7 +682,7 @@ impl SessionStore for MemoryStore {
         }
         if let (Some(users), Some(user)) = (users.as_mut(), &new.user) {
             let prefixes = users.entry(user.clone()).or_default();
-            prefixes.retain(|&p| p != old.prefix_u64());
+            prefixes.retain(|p| *p != old.prefix_u64());
             prefixes.push(new.key.prefix_u64());
         }
         drop(users);
@@ -731,7 +735,7 @@ impl SessionStore for MemoryStore {
             }
         }
         if !kept.is_empty() {
-            users.insert(user.clone(), kept);
+            users.insert(user.clone(), kept.into());
         }
         Ok(deleted)
     }
@@ -798,7 +802,7 @@ impl SessionStore for MemoryStore {
             }
         }
         if let Some(key) = found {
-            prefixes.retain(|&p| p != key.prefix_u64());
+            prefixes.retain(|p| *p != key.prefix_u64());
             if prefixes.is_empty() {
                 users.remove(user);
             }
