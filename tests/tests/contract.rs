@@ -675,7 +675,9 @@ async fn restart_on_redis_keeps_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_flags() {
     // Real seconds, but only a few: the flags reach the library.
-    let app = DemoApp::start(&["--idle-timeout", "2", "--absolute-timeout", "4"]).await;
+    // Times are whole seconds: with a 3 s idle timeout, a request 1.1 s after sign-in is at
+    // most 2 whole seconds later (alive), and 4.1 s of silence after it at least 4 (expired).
+    let app = DemoApp::start(&["--idle-timeout", "3", "--absolute-timeout", "6"]).await;
     let c = app.client();
     let v = c.login("alice").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -683,7 +685,7 @@ async fn timeout_flags() {
         c.get("/api/me", Auth::Cookie(&v)).await.status,
         StatusCode::OK
     );
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     assert_eq!(
         c.get("/api/me", Auth::Cookie(&v)).await.status,
         StatusCode::UNAUTHORIZED
