@@ -58,7 +58,7 @@
 //!
 //! # Figures
 //!
-//! With Redis 7.0 over loopback (`cargo run --release -p sessionward-redis --example footprint
+//! With Redis 7.0 over loopback (`cargo run --release -p sessionward-redis --example redis_footprint
 //! -- 100000`): a signed-in session with a two-key payload and a user agent takes about 824
 //! bytes of Redis memory (an anonymous one about 500), and one request at a time takes about
 //! 40 µs to create, 29 µs to load and 38 µs to save. `docs/stores.md (RedisStore section)` has the details.

@@ -1,6 +1,6 @@
 //! Measures RedisStore's Redis memory per session and the time of its operations.
 //!
-//! Run with: `REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p sessionward-redis --example footprint -- 100000`
+//! Run with: `REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p sessionward-redis --example redis_footprint -- 100000`
 //!
 //! Fills a fresh namespace with N signed-in sessions (one user per 4 sessions, a user agent
 //! and a two-key payload), prints the growth of Redis' `used_memory` per session and the mean
