@@ -52,6 +52,16 @@ impl Presented {
         )
     }
 
+    pub(crate) fn via_bearer(&self) -> bool {
+        matches!(
+            self,
+            Self::Token {
+                via: Via::Bearer,
+                ..
+            } | Self::Malformed { via: Via::Bearer }
+        )
+    }
+
     pub(crate) fn token(&self) -> Option<&SessionToken> {
         match self {
             Self::Token { token, .. } => Some(token),

@@ -670,9 +670,11 @@ impl Session {
         }
     }
 
-    /// Whether a token this request issues goes out in a cookie.
+    /// Whether a token this request issues goes out in a cookie: not when the handler took it
+    /// for a bearer client, not without the cookie transport, and not to a client that
+    /// presented its session as a bearer token.
     fn deliver_cookie(&self, state: &State) -> bool {
-        !state.token_taken && self.config().transport.cookie()
+        !state.token_taken && self.config().transport.cookie() && !self.inner.presented.via_bearer()
     }
 
     fn plan(&self, state: &mut State) -> Plan {

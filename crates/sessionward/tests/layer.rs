@@ -1333,3 +1333,24 @@ async fn blind_writes_respect_the_data_cap_and_5xx() {
         .expect("live");
     assert_eq!(after.version, before);
 }
+
+#[tokio::test]
+async fn a_bearer_client_never_gets_a_cookie() {
+    let app = TestApp::with(|b| b.transport(Transport::CookieAndBearer));
+    let bearer = |path: &str, token: &str| {
+        Request::put(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    // A dead bearer token's write goes to a new session, but not into a cookie.
+    let dead = SessionToken::generate().expect("rng").expose();
+    let r = app.send(bearer("/prefs/x", &dead)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
+    // A live bearer session's write: no cookie either.
+    let t = app.post("/token?user=alice", None).await.body;
+    let r = app.send(bearer("/prefs/y", &t)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.set_cookies().is_empty());
+}
