@@ -519,6 +519,19 @@ async fn html(c: &Client) {
     assert!(r.text.contains(r#"<span id="username">admin</span>"#));
     assert!(r.text.contains("this device") && r.text.contains(r#"id="sign-out""#));
     assert!(!r.text.contains(&v), "the token appears in the page");
+    // The admin page: the users and their roles, for administrators only.
+    let r = c.get("/admin", Auth::Cookie(&v)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains(r#"action="/admin/users/bob/roles""#));
+    let alice = c.login("alice").await;
+    assert_eq!(
+        c.get("/admin", Auth::Cookie(&alice)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.get("/admin", Auth::None).await.status,
+        StatusCode::SEE_OTHER
+    );
     let r = c.get("/nowhere", Auth::None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text.contains("Not found"));
