@@ -96,6 +96,8 @@ cases![
     rotate_with_a_stale_version_conflicts_and_changes_nothing,
     rotate_with_the_current_version_rotates,
     save_over_the_data_limit_is_refused_and_changes_nothing,
+    concurrent_saves_cannot_grow_the_data_past_the_limit,
+    a_versioned_rotation_and_a_racing_save_never_both_succeed,
 ];
 
 const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -1139,5 +1141,112 @@ async fn save_over_the_data_limit_is_refused_and_changes_nothing(store: Store) -
         "refused save changed the data"
     );
     ensure_eq!(back.version, 1);
+    Ok(())
+}
+
+/// Concurrent saves of different keys under one limit: the record never passes it, every save
+/// either lands or is refused as too large, and the data holds exactly the keys that landed.
+async fn concurrent_saves_cannot_grow_the_data_past_the_limit(store: Store) -> CaseResult {
+    const LIMIT: usize = 250;
+    let t = now();
+    let r = anonymous(t);
+    store.create(&r).await?;
+    // Each key holds 50 characters: about four fit under the limit, whatever the separators.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        let key = r.key;
+        tasks.push(tokio::spawn(async move {
+            let mut c = data_change(&format!("k{i:02}"), json!("v".repeat(50)));
+            c.data_limit = Some(LIMIT);
+            (format!("k{i:02}"), store.save(&key, 0, &c, t).await)
+        }));
+    }
+    let mut landed = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        match task
+            .await
+            .map_err(|e| Failure::new(format!("save task: {e}")))?
+        {
+            (key, Ok(SaveOutcome::Saved { .. })) => landed.push(key),
+            (_, Err(StoreError::Data(_))) => refused += 1,
+            (_, other) => return Err(Failure::new(format!("unexpected {other:?}"))),
+        }
+    }
+    ensure!(
+        !landed.is_empty() && refused > 0,
+        "landed {landed:?}, refused {refused}"
+    );
+    let back = live(&store, &r.key, t).await?;
+    ensure!(
+        back.data.len_bytes() <= LIMIT,
+        "data grew to {} bytes past the limit of {LIMIT}",
+        back.data.len_bytes()
+    );
+    let mut keys: Vec<String> = back
+        .data
+        .to_map()
+        .map_err(|e| Failure::new(e.to_string()))?
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    landed.sort();
+    ensure_eq!(keys, landed);
+    ensure_eq!(back.version, landed.len() as u64);
+    Ok(())
+}
+
+/// A rotation from a read version and a save racing it on the old record never both succeed:
+/// either the save landed first (the rotation conflicts) or the rotation did (the save finds
+/// the record gone), so the successor never misses a change.
+async fn a_versioned_rotation_and_a_racing_save_never_both_succeed(store: Store) -> CaseResult {
+    let t = now();
+    let user = unique_user("rita");
+    for round in 0..20 {
+        let old = signed_in(&user, t);
+        store.create(&old).await?;
+        let new = signed_in(&user, t);
+        let rotation = {
+            let (store, new, key) = (store.clone(), new.clone(), old.key);
+            tokio::spawn(async move { store.rotate(&key, Some(0), &new, t).await })
+        };
+        let save = {
+            let (store, key) = (store.clone(), old.key);
+            tokio::spawn(async move {
+                store
+                    .save(&key, 0, &data_change("cart", json!(round)), t)
+                    .await
+            })
+        };
+        let rotation = rotation
+            .await
+            .map_err(|e| Failure::new(format!("rotate task: {e}")))??;
+        let save = save
+            .await
+            .map_err(|e| Failure::new(format!("save task: {e}")))??;
+        match (rotation, save) {
+            (RotateOutcome::Rotated, SaveOutcome::Gone) => {
+                ensure!(
+                    store.load(&old.key, t).await?.is_none(),
+                    "round {round}: old key loads"
+                );
+                live(&store, &new.key, t).await?;
+            }
+            (RotateOutcome::Conflict { .. }, SaveOutcome::Saved { .. }) => {
+                ensure!(
+                    store.load(&new.key, t).await?.is_none(),
+                    "round {round}: successor exists"
+                );
+                let kept = live(&store, &old.key, t).await?;
+                ensure!(
+                    kept.data.as_json().contains("cart"),
+                    "round {round}: save lost"
+                );
+            }
+            other => return Err(Failure::new(format!("round {round}: {other:?}"))),
+        }
+    }
     Ok(())
 }
