@@ -9,8 +9,8 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 use sessionward_core::{
     ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionData, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
-    SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, StoreError, SweepConfig, Sweeper, SweeperStatus, Timestamp,
+    UserId,
 };
 
 const SHARDS: usize = 64;
@@ -439,23 +439,11 @@ impl MemoryStore {
 }
 
 /// Builds a [`MemoryStore`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct MemoryStoreBuilder {
     max_sessions: Option<usize>,
     max_per_user: Option<(usize, PerUserLimit)>,
-    sweep_interval: Option<Duration>,
-    clock: SharedClock,
-}
-
-impl Default for MemoryStoreBuilder {
-    fn default() -> Self {
-        Self {
-            max_sessions: None,
-            max_per_user: None,
-            sweep_interval: Some(Duration::from_secs(60)),
-            clock: Arc::new(SystemClock),
-        }
-    }
+    sweep: SweepConfig,
 }
 
 impl MemoryStoreBuilder {
@@ -475,25 +463,12 @@ impl MemoryStoreBuilder {
         self
     }
 
-    /// How often the background sweeper deletes expired records. Default: 60 s.
+    /// How the background sweeper runs. Default: [`SweepConfig::default`] (every 60 s on the
+    /// system clock), 10,000 records per call; [`SweepConfig::disabled`] turns it off (expired
+    /// records are still never loaded; call [`SessionStore::delete_expired`] yourself).
     #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = Some(every.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// Turns the background sweeper off (expired records are still never loaded; call
-    /// [`SessionStore::delete_expired`] yourself).
-    #[must_use]
-    pub fn without_sweeper(mut self) -> Self {
-        self.sweep_interval = None;
-        self
-    }
-
-    /// The clock the sweeper reads. Default: the system clock.
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+    pub fn sweep(mut self, config: SweepConfig) -> Self {
+        self.sweep = config;
         self
     }
 
@@ -509,15 +484,11 @@ impl MemoryStoreBuilder {
             max_sessions: self.max_sessions,
             max_per_user: self.max_per_user,
         });
-        let settings = SweepSettings {
-            store: "MemoryStore",
-            every: self.sweep_interval,
-            batch: SWEEP_BATCH,
-            clock: self.clock,
-        };
         let sweeper = Sweeper::start(
             &inner,
-            settings,
+            "MemoryStore",
+            SWEEP_BATCH,
+            self.sweep,
             |inner: Arc<Inner>, now, batch| async move { Ok(inner.delete_expired(now, batch)) },
         );
         MemoryStore {
@@ -570,7 +541,7 @@ impl SessionStore for MemoryStore {
     async fn save(
         &self,
         key: &SessionKey,
-        expected_version: u64,
+        expected_version: Option<u64>,
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
@@ -581,7 +552,7 @@ impl SessionStore for MemoryStore {
         if !entry.is_live(now) {
             return Ok(SaveOutcome::Gone);
         }
-        if changes.is_structural() && entry.version != expected_version {
+        if changes.is_structural() && expected_version.is_some_and(|v| v != entry.version) {
             return Ok(SaveOutcome::Conflict {
                 current_version: entry.version,
             });
@@ -589,9 +560,6 @@ impl SessionStore for MemoryStore {
         // Compute everything that can fail before changing anything.
         let data = entry.data.apply(&changes.data, changes.data_limit)?;
         entry.data = data;
-        if let Some(roles) = &changes.roles {
-            entry.roles = roles.clone();
-        }
         if let Some(at) = changes.last_seen_at {
             entry.last_seen_at = entry.last_seen_at.max(secs(at));
         }

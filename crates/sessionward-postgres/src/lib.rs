@@ -49,7 +49,7 @@
 //! # let pool = store.pool().clone();
 //! let tuned = PostgresStore::builder(pool)
 //!     .operation_timeout(Duration::from_secs(2))
-//!     .sweep_interval(Duration::from_secs(300))
+//!     .sweep(sessionward_postgres::SweepConfig::every(Duration::from_secs(300)))
 //!     .build();
 //! # let _ = tuned;
 //! # Ok(())
@@ -72,5 +72,5 @@ mod sql;
 mod store;
 
 pub use sessionward_core::StoreError;
-pub use sessionward_core::SweeperStatus;
+pub use sessionward_core::{SweepConfig, SweeperStatus};
 pub use store::{MIGRATIONS_TABLE, PostgresStore, PostgresStoreBuilder};

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
-    SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, StoreError, SweepConfig, Sweeper, SweeperStatus, Timestamp,
+    UserId,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgArguments, Postgres};
@@ -22,8 +22,6 @@ pub const MIGRATIONS_TABLE: &str = "_sessionward_migrations";
 
 /// Default bound on one store operation, see [`PostgresStoreBuilder::operation_timeout`].
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default sweeper period.
-const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Default number of rows one sweeper statement deletes.
 const DEFAULT_SWEEP_BATCH: usize = 1_000;
 
@@ -75,9 +73,7 @@ impl PostgresStore {
         PostgresStoreBuilder {
             pool,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
-            sweep_batch: DEFAULT_SWEEP_BATCH,
-            clock: Arc::new(SystemClock),
+            sweep: SweepConfig::default(),
         }
     }
 
@@ -169,18 +165,14 @@ impl Inner {
 pub struct PostgresStoreBuilder {
     pool: PgPool,
     operation_timeout: Duration,
-    sweep_interval: Option<Duration>,
-    sweep_batch: usize,
-    clock: SharedClock,
+    sweep: SweepConfig,
 }
 
 impl fmt::Debug for PostgresStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStoreBuilder")
             .field("operation_timeout", &self.operation_timeout)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("sweep_batch", &self.sweep_batch)
-            .field("clock", &self.clock)
+            .field("sweep", &self.sweep)
             .finish_non_exhaustive()
     }
 }
@@ -207,70 +199,24 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// How often the background sweeper deletes expired rows. Default: 60 s.
+    /// How the background sweeper runs. Default: [`SweepConfig::default`] (every 60 s on the
+    /// system clock), 1,000 rows per statement (a pass repeats it until fewer are left).
+    /// [`SweepConfig::disabled`] turns it off: expired sessions are still never loaded, but
+    /// their rows stay until something calls [`SessionStore::delete_expired`] (a cron job, or
+    /// one instance of a fleet that keeps its sweeper on).
     ///
     /// ```no_run
     /// # fn f(pool: sqlx::PgPool) {
     /// use std::time::Duration;
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .sweep_interval(Duration::from_secs(300))
+    /// use sessionward_postgres::{PostgresStore, SweepConfig};
+    /// let store = PostgresStore::builder(pool)
+    ///     .sweep(SweepConfig::every(Duration::from_secs(300)).batch(5_000))
     ///     .build();
     /// # }
     /// ```
     #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = Some(every.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// How many rows one sweeper statement deletes; a pass repeats it until fewer are left.
-    /// Default: 1,000.
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .sweep_batch(5_000)
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn sweep_batch(mut self, rows: usize) -> Self {
-        self.sweep_batch = rows.max(1);
-        self
-    }
-
-    /// Turns the background sweeper off: expired sessions are still never loaded, but their
-    /// rows stay until something calls [`SessionStore::delete_expired`] (a cron job, or one
-    /// instance of a fleet that keeps its sweeper on).
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .without_sweeper()
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn without_sweeper(mut self) -> Self {
-        self.sweep_interval = None;
-        self
-    }
-
-    /// The clock the sweeper reads. Default: the system clock.
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// use std::sync::Arc;
-    /// use sessionward_core::TestClock;
-    /// let clock = TestClock::starting_now();
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .clock(Arc::new(clock.clone()))
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+    pub fn sweep(mut self, config: SweepConfig) -> Self {
+        self.sweep = config;
         self
     }
 
@@ -282,15 +228,11 @@ impl PostgresStoreBuilder {
             pool: self.pool,
             operation_timeout: self.operation_timeout,
         });
-        let settings = SweepSettings {
-            store: "PostgresStore",
-            every: self.sweep_interval,
-            batch: self.sweep_batch,
-            clock: self.clock,
-        };
         let sweeper = Sweeper::start(
             &inner,
-            settings,
+            "PostgresStore",
+            DEFAULT_SWEEP_BATCH,
+            self.sweep,
             |inner: Arc<Inner>, now, batch| async move { inner.delete_expired(now, batch).await },
         );
         PostgresStore {
@@ -303,7 +245,7 @@ impl PostgresStoreBuilder {
 /// Reads the answer of [`sql::SAVE`]: gone, conflict or too large, in that order of precedence
 /// (as the contract's reference store decides them).
 fn save_outcome(
-    expected_version: u64,
+    expected_version: Option<u64>,
     changes: &ChangeSet,
     saved: Option<i64>,
     current: Option<i64>,
@@ -318,7 +260,7 @@ fn save_outcome(
         return Ok(SaveOutcome::Gone);
     };
     let current_version = version_from_db(current)?;
-    let stale = changes.is_structural() && current_version != expected_version;
+    let stale = changes.is_structural() && expected_version.is_some_and(|v| v != current_version);
     if let (false, Some(limit), Some(size)) = (stale, changes.data_limit, size) {
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         if size > limit {
@@ -384,16 +326,15 @@ impl SessionStore for PostgresStore {
     async fn save(
         &self,
         key: &SessionKey,
-        expected_version: u64,
+        expected_version: Option<u64>,
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
         let set = serde_json::to_string(&changes.data.set)
             .map_err(|e| StoreError::Data(DataError::from(e)))?;
         let removed: Vec<&str> = changes.data.remove.iter().map(String::as_str).collect();
-        let roles: Option<Vec<&str>> = changes.roles.as_ref().map(|r| r.iter().collect());
         // As in `SessionData::apply`, a save that changes no data key is never refused for
-        // size (a record over a lowered limit can still be touched or have its roles changed).
+        // size (a record over a lowered limit can still be touched or have its lifetime changed).
         let limit = changes
             .data_limit
             .filter(|_| !changes.data.is_empty())
@@ -402,12 +343,11 @@ impl SessionStore for PostgresStore {
             let saved: Option<i64> = sqlx::query_scalar(sql::SAVE)
                 .bind(&key.as_bytes()[..])
                 .bind(to_db(now))
-                .bind(changes.is_structural())
-                .bind(version_to_db(expected_version))
+                .bind(changes.is_structural() && expected_version.is_some())
+                .bind(expected_version.map(version_to_db))
                 .bind(changes.data.clear)
                 .bind(&removed)
                 .bind(&set)
-                .bind(&roles)
                 .bind(changes.last_seen_at.map(to_db))
                 .bind(changes.absolute_expires_at.map(to_db))
                 .bind(changes.idle_timeout.map(secs))

@@ -95,7 +95,7 @@ mod codec;
 mod scripts;
 mod store;
 
-pub use sessionward_core::SweeperStatus;
+pub use sessionward_core::{SweepConfig, SweeperStatus};
 pub use store::{RedisStore, RedisStoreBuilder};
 
 /// The Redis client this store is built on, re-exported so that a [`redis::Client`] or

@@ -8,8 +8,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Value};
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
-    SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, StoreError, SweepConfig, Sweeper, SweeperStatus, Timestamp,
+    UserId,
 };
 
 use crate::codec::{self, DATA_PREFIX};
@@ -201,8 +201,7 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     reconnect_retries: usize,
     ttl_slack: Duration,
-    sweep_interval: Option<Duration>,
-    clock: SharedClock,
+    sweep: SweepConfig,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -213,7 +212,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("timeout", &self.timeout)
             .field("reconnect_retries", &self.reconnect_retries)
             .field("ttl_slack", &self.ttl_slack)
-            .field("sweep_interval", &self.sweep_interval)
+            .field("sweep", &self.sweep)
             .finish_non_exhaustive()
     }
 }
@@ -226,8 +225,7 @@ impl Default for RedisStoreBuilder {
             timeout: Duration::from_secs(2),
             reconnect_retries: 2,
             ttl_slack: Duration::from_secs(60),
-            sweep_interval: Some(Duration::from_secs(60)),
-            clock: Arc::new(SystemClock),
+            sweep: SweepConfig::default(),
         }
     }
 }
@@ -306,43 +304,20 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How often the background sweeper calls
+    /// How the background sweeper runs: it calls
     /// [`delete_expired`](SessionStore::delete_expired), which trims the expiry and user
-    /// indexes (Redis TTLs remove the records themselves). Default: 60 s.
+    /// indexes (Redis TTLs remove the records themselves). Default: [`SweepConfig::default`]
+    /// (every 60 s on the system clock), 1,000 records per call; [`SweepConfig::disabled`]
+    /// turns it off (call `delete_expired` yourself, e.g. from one job for a fleet).
     ///
     /// ```no_run
     /// # use std::time::Duration;
-    /// let builder = sessionward_redis::RedisStore::builder().sweep_interval(Duration::from_secs(300));
+    /// use sessionward_redis::{RedisStore, SweepConfig};
+    /// let builder = RedisStore::builder().sweep(SweepConfig::every(Duration::from_secs(300)));
     /// ```
     #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = Some(every.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// Turns the background sweeper off (call
-    /// [`delete_expired`](SessionStore::delete_expired) yourself, e.g. from one job for a
-    /// fleet).
-    ///
-    /// ```no_run
-    /// let builder = sessionward_redis::RedisStore::builder().without_sweeper();
-    /// ```
-    #[must_use]
-    pub fn without_sweeper(mut self) -> Self {
-        self.sweep_interval = None;
-        self
-    }
-
-    /// The clock the sweeper reads. Default: the system clock.
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// let builder = sessionward_redis::RedisStore::builder()
-    ///     .clock(Arc::new(sessionward_core::SystemClock));
-    /// ```
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+    pub fn sweep(mut self, config: SweepConfig) -> Self {
+        self.sweep = config;
         self
     }
 
@@ -419,15 +394,11 @@ impl RedisStoreBuilder {
             timeout: self.timeout,
             ttl_slack: self.ttl_slack.as_secs(),
         });
-        let settings = SweepSettings {
-            store: "RedisStore",
-            every: self.sweep_interval,
-            batch: SWEEP_BATCH,
-            clock: self.clock,
-        };
         let sweeper = Sweeper::start(
             &inner,
-            settings,
+            "RedisStore",
+            SWEEP_BATCH,
+            self.sweep,
             |inner: Arc<Inner>, now, batch| async move { inner.delete_expired(now, batch).await },
         );
         Ok(RedisStore {
@@ -487,7 +458,7 @@ impl SessionStore for RedisStore {
     async fn save(
         &self,
         key: &SessionKey,
-        expected_version: u64,
+        expected_version: Option<u64>,
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
@@ -496,21 +467,15 @@ impl SessionStore for RedisStore {
         let opt = |v: Option<i64>| v.map_or_else(String::new, |n| n.to_string());
         let data = &changes.data;
         // As in `SessionData::apply`, a save that changes no data key is never refused for
-        // size (a record over a lowered limit can still be touched or have its roles changed).
+        // size (a record over a lowered limit can still be touched or have its lifetime changed).
         let limit = changes.data_limit.filter(|_| !data.is_empty());
         let mut inv = SCRIPTS.save.prepare_invoke();
         inv.key(inner.record_key(key))
             .key(&inner.expiry_key)
             .arg(now.unix())
-            .arg(expected_version)
-            .arg(flag(changes.is_structural()))
+            .arg(expected_version.map_or_else(String::new, |v| v.to_string()))
+            .arg(flag(changes.is_structural() && expected_version.is_some()))
             .arg(flag(data.clear))
-            .arg(
-                changes
-                    .roles
-                    .as_ref()
-                    .map_or_else(String::new, codec::roles_json),
-            )
             .arg(opt(changes.last_seen_at.map(Timestamp::unix)))
             .arg(opt(changes.absolute_expires_at.map(Timestamp::unix)))
             .arg(
@@ -743,7 +708,9 @@ mod tests {
     #[test]
     fn namespace_must_make_a_hash_tag() {
         for bad in ["", "a{b", "a}b", "{x}"] {
-            let b = RedisStore::builder().namespace(bad).without_sweeper();
+            let b = RedisStore::builder()
+                .namespace(bad)
+                .sweep(SweepConfig::disabled());
             assert!(b.check_namespace().is_err(), "accepted {bad:?}");
         }
         assert!(
