@@ -65,12 +65,14 @@
 //! of your own against the conformance suite.
 #![forbid(unsafe_code)]
 
+mod builder;
 #[cfg(test)]
 mod plan_tests;
 mod row;
 mod sql;
 mod store;
 
+pub use builder::PostgresStoreBuilder;
 pub use sessionward_core::StoreError;
 pub use sessionward_core::{SweepConfig, SweeperStatus};
-pub use store::{MIGRATIONS_TABLE, PostgresStore, PostgresStoreBuilder};
+pub use store::{MIGRATIONS_TABLE, PostgresStore};

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, StoreError, SweepConfig, Sweeper, SweeperStatus, Timestamp,
-    UserId,
+    SessionRecord, SessionStore, StoreError, Sweeper, SweeperStatus, Timestamp, UserId,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
 
+use crate::builder::PostgresStoreBuilder;
 use crate::row::{map_err, record_from_row, secs, to_db, version_from_db, version_to_db};
 use crate::sql;
 
@@ -20,10 +20,8 @@ use crate::sql;
 /// migrations and ours never see each other's.
 pub const MIGRATIONS_TABLE: &str = "_sessionward_migrations";
 
-/// Default bound on one store operation, see [`PostgresStoreBuilder::operation_timeout`].
-const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default number of rows one sweeper statement deletes.
-const DEFAULT_SWEEP_BATCH: usize = 1_000;
+pub(crate) const DEFAULT_SWEEP_BATCH: usize = 1_000;
 
 /// A [`SessionStore`] in PostgreSQL, on the application's own [`PgPool`].
 ///
@@ -37,14 +35,14 @@ const DEFAULT_SWEEP_BATCH: usize = 1_000;
 /// The table is found through the pool's `search_path`: to keep sessions in their own schema,
 /// connect with `PgConnectOptions::options([("search_path", "sessions")])`.
 pub struct PostgresStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// Dropped with the last clone of the store, which ends the sweeper at once.
-    sweeper: Arc<Sweeper>,
+    pub(crate) sweeper: Arc<Sweeper>,
 }
 
-struct Inner {
-    pool: PgPool,
-    operation_timeout: Duration,
+pub(crate) struct Inner {
+    pub(crate) pool: PgPool,
+    pub(crate) operation_timeout: Duration,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -70,11 +68,7 @@ impl PostgresStore {
     /// A builder for the operation timeout and the sweeper.
     #[must_use]
     pub fn builder(pool: PgPool) -> PostgresStoreBuilder {
-        PostgresStoreBuilder {
-            pool,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            sweep: SweepConfig::default(),
-        }
+        PostgresStoreBuilder::new(pool)
     }
 
     /// Creates or upgrades the session table and its indexes (the SQL in this crate's
@@ -143,7 +137,11 @@ impl Inner {
         }
     }
 
-    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
         if limit == 0 {
             return Ok(0);
         }
@@ -157,88 +155,6 @@ impl Inner {
             Ok(done.rows_affected())
         })
         .await
-    }
-}
-
-/// Builds a [`PostgresStore`].
-#[derive(Clone)]
-pub struct PostgresStoreBuilder {
-    pool: PgPool,
-    operation_timeout: Duration,
-    sweep: SweepConfig,
-}
-
-impl fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStoreBuilder")
-            .field("operation_timeout", &self.operation_timeout)
-            .field("sweep", &self.sweep)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresStoreBuilder {
-    /// The longest one store operation may take, waiting for a pooled connection included;
-    /// past it the operation fails with [`StoreError::Timeout`]. A last line of defence against
-    /// an unreachable server: also give the pool an `acquire_timeout` and the connections a
-    /// `statement_timeout` shorter than this, so that the server gives up first (a statement
-    /// abandoned by the client may still complete on the server: after a `Timeout` the outcome
-    /// of a write is unknown). Default: 10 s.
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// use std::time::Duration;
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .operation_timeout(Duration::from_secs(2))
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How the background sweeper runs. Default: [`SweepConfig::default`] (every 60 s on the
-    /// system clock), 1,000 rows per statement (a pass repeats it until fewer are left).
-    /// [`SweepConfig::disabled`] turns it off: expired sessions are still never loaded, but
-    /// their rows stay until something calls [`SessionStore::delete_expired`] (a cron job, or
-    /// one instance of a fleet that keeps its sweeper on).
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// use std::time::Duration;
-    /// use sessionward_postgres::{PostgresStore, SweepConfig};
-    /// let store = PostgresStore::builder(pool)
-    ///     .sweep(SweepConfig::every(Duration::from_secs(300)).batch(5_000))
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn sweep(mut self, config: SweepConfig) -> Self {
-        self.sweep = config;
-        self
-    }
-
-    /// Builds the store and, when a Tokio runtime is running and the sweeper is on, starts the
-    /// sweeper on it.
-    #[must_use]
-    pub fn build(self) -> PostgresStore {
-        let inner = Arc::new(Inner {
-            pool: self.pool,
-            operation_timeout: self.operation_timeout,
-        });
-        let sweeper = Sweeper::start(
-            &inner,
-            "PostgresStore",
-            DEFAULT_SWEEP_BATCH,
-            self.sweep,
-            |inner: Arc<Inner>, now, batch| async move { inner.delete_expired(now, batch).await },
-        );
-        PostgresStore {
-            inner,
-            sweeper: Arc::new(sweeper),
-        }
     }
 }
 
