@@ -153,8 +153,8 @@ impl RedisStoreBuilder {
     }
 
     /// How the background sweeper runs: it calls
-    /// [`delete_expired`](SessionStore::delete_expired), which trims the expiry and user
-    /// indexes (Redis TTLs remove the records themselves). Default: [`SweepConfig::default`]
+    /// [`delete_expired`](sessionward_core::SessionStore::delete_expired), which trims the
+    /// expiry and user indexes (Redis TTLs remove the records themselves). Default: [`SweepConfig::default`]
     /// (every 60 s on the system clock), 1,000 records per call; [`SweepConfig::disabled`]
     /// turns it off (call `delete_expired` yourself, e.g. from one job for a fleet).
     ///
