@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sessionward_core::{
     ChangeSet, SessionHandle, SessionKey, SessionRecord, SessionStore, SessionToken, Timestamp,
 };
-use sessionward_memory::MemoryStore;
+use sessionward_memory::{MemoryStore, SweepConfig};
 
 fn tokens(c: &mut Criterion) {
     let t = SessionToken::generate().expect("rng");
@@ -34,7 +34,11 @@ fn filled() -> (Arc<MemoryStore>, Vec<SessionKey>, Timestamp) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let store = Arc::new(MemoryStore::builder().without_sweeper().build());
+    let store = Arc::new(
+        MemoryStore::builder()
+            .sweep(SweepConfig::disabled())
+            .build(),
+    );
     let now = Timestamp::from_unix(1_800_000_000);
     let mut keys = Vec::with_capacity(SESSIONS);
     rt.block_on(async {
@@ -109,7 +113,7 @@ fn memory_store(c: &mut Criterion) {
             let change = &change;
             b.iter_custom(|iters| {
                 timed(threads, iters, &keys, |k| {
-                    let _ = futures_lite_block(s.save(k, 0, change, now));
+                    let _ = futures_lite_block(s.save(k, Some(0), change, now));
                 })
             });
         });

@@ -126,7 +126,7 @@ fn memory(args: &[String]) -> Result<(), BoxError> {
                     Timestamp, UserId,
                 };
                 let store = sessionward_memory::MemoryStore::builder()
-                    .without_sweeper()
+                    .sweep(sessionward_memory::SweepConfig::disabled())
                     .build();
                 let roles = RoleSet::from_iter(["user"]);
                 let now = Timestamp::from_unix(1_800_000_000);

@@ -12,26 +12,13 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// Whether tests that need PostgreSQL, Redis or Chromium must run (CI) rather than skip.
-#[must_use]
-pub fn services_required() -> bool {
-    std::env::var("SESSIONWARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
+pub use sessionward_conformance::services::services_required;
 
-/// The value of `var`, or `None` with a printed reason (a panic where services are required).
+/// The value of `var`, or `None` with a printed reason (a panic where services are required;
+/// run `bash scripts/test.sh` to set services up).
 #[must_use]
 pub fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                !services_required(),
-                "{var} is not set but SESSIONWARD_REQUIRE_SERVICES=1"
-            );
-            eprintln!("skipping: {var} is not set (run `bash scripts/test.sh` to set services up)");
-            None
-        }
-    }
+    sessionward_conformance::services::require_env("e2e", var)
 }
 
 /// The cargo target directory this test binary was built into.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sessionward_e2e::{DemoApp, artefact_dir, free_port, services_required};
+use sessionward_e2e::{DemoApp, artefact_dir, free_port};
 use tokio::process::{Child, Command};
 
 /// A chromedriver process in a process group of its own, with the Chromium it starts; the
@@ -34,14 +34,10 @@ impl Driver {
     async fn start() -> Option<Self> {
         let (binary, driver) = ("/usr/bin/chromium", "/usr/bin/chromedriver");
         if !Path::new(binary).exists() || !Path::new(driver).exists() {
-            assert!(
-                !services_required(),
-                "chromium and chromium-driver are not installed but SESSIONWARD_REQUIRE_SERVICES=1"
+            return sessionward_conformance::services::skip(
+                "browser",
+                "chromium or chromedriver missing (apt-get install chromium chromium-driver)",
             );
-            eprintln!(
-                "skipping: chromium or chromedriver missing (apt-get install chromium chromium-driver)"
-            );
-            return None;
         }
         let port = free_port();
         let child = Command::new(driver)

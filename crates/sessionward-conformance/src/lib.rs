@@ -20,9 +20,20 @@
 //!
 //! The factory is called once per case, so each case starts from an empty store (a
 //! database-backed store can hand out a fresh schema or key prefix each time).
+//!
+//! # A kit for a store's own tests
+//!
+//! - [`fixtures`]: the records, keys and users the suite builds, for a store's own tests.
+//! - [`ForwardingStore`]: wraps any store and asks a [`Hook`] before every call, to count
+//!   calls or fail them ([`CallLog`]) or to break a store on purpose.
+//! - [`services`]: "run against this service or skip with a reason", with
+//!   `SESSIONWARD_REQUIRE_SERVICES=1` turning every skip into a failure.
 #![forbid(unsafe_code)]
 
 mod cases;
+pub mod fixtures;
+mod forwarding;
+pub mod services;
 
 use std::fmt;
 use std::future::Future;
@@ -32,6 +43,7 @@ use std::time::Duration;
 use sessionward_core::{SessionStore, StoreError};
 
 pub use cases::CASES;
+pub use forwarding::{Call, CallLog, ForwardingStore, Hook};
 
 /// Why a case failed.
 #[derive(Debug)]

@@ -50,7 +50,7 @@ pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::StoreError;
 pub use record::{DataChanges, DataError, RoleSet, SessionData, SessionRecord, Timestamp, UserId};
 pub use store::{ChangeSet, RotateOutcome, SaveOutcome, SessionStore};
-pub use sweeper::{SweepSettings, Sweeper, SweeperStatus};
+pub use sweeper::{SweepConfig, Sweeper, SweeperStatus};
 pub use token::{
     HANDLE_BYTES, HANDLE_LEN, RngError, SessionHandle, SessionKey, SessionToken, TOKEN_BYTES,
     TOKEN_LEN,

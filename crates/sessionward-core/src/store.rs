@@ -13,8 +13,6 @@ use crate::token::{SessionHandle, SessionKey};
 pub struct ChangeSet {
     /// Data keys set and removed.
     pub data: DataChanges,
-    /// New roles (a privilege change).
-    pub roles: Option<RoleSet>,
     /// New `last_seen_at`; only ever moves forward.
     pub last_seen_at: Option<Timestamp>,
     /// New absolute expiry ("remember me" or a shorter step-up lifetime).
@@ -34,12 +32,14 @@ impl ChangeSet {
         self.data.is_empty() && !self.is_structural() && self.last_seen_at.is_none()
     }
 
-    /// Whether the change set touches more than data keys and activity: such a change is
-    /// applied only if the record still has the version the request read
-    /// ([`SaveOutcome::Conflict`] otherwise).
+    /// Whether the change set touches more than data keys and activity (the lifetime): given
+    /// an expected version, such a change is applied only if the record still has it
+    /// ([`SaveOutcome::Conflict`] otherwise). Roles never change through a save: a privilege
+    /// change rotates the session ([`SessionStore::rotate`]), and
+    /// [`SessionStore::set_roles_for_user`] changes every session of a user.
     #[must_use]
     pub fn is_structural(&self) -> bool {
-        self.roles.is_some() || self.absolute_expires_at.is_some() || self.idle_timeout.is_some()
+        self.absolute_expires_at.is_some() || self.idle_timeout.is_some()
     }
 }
 
@@ -84,7 +84,20 @@ pub enum RotateOutcome {
 /// the caller's (injected) clock: an expired record is treated as absent everywhere, whatever
 /// the store's own cleanup has done.
 ///
-/// The `sessionward-conformance` crate holds one suite that every implementation must pass.
+/// The methods come in three groups:
+///
+/// - **Per request**, on the one session a request presented, called by the session layer:
+///   [`create`](Self::create), [`load`](Self::load), [`save`](Self::save),
+///   [`touch`](Self::touch), [`rotate`](Self::rotate) and [`delete`](Self::delete).
+/// - **Per user**, on every session of one user, called from the application's "your
+///   sessions" and admin pages: [`delete_by_user`](Self::delete_by_user),
+///   [`list_by_user`](Self::list_by_user), [`set_roles_for_user`](Self::set_roles_for_user)
+///   and [`delete_by_handle`](Self::delete_by_handle).
+/// - **Maintenance**, called by the store's background sweeper (or a job of the
+///   application's): [`delete_expired`](Self::delete_expired).
+///
+/// The `sessionward-conformance` crate holds one suite that every implementation must pass,
+/// and the fixtures, forwarding store and service helpers a store's own tests need.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Inserts `record` only if no record has its key.
@@ -104,14 +117,16 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Applies one request's `changes` to the live record under `key`.
     ///
     /// Data keys are merged into the current record, so concurrent saves that change different
-    /// keys all survive. Structural changes (roles, lifetime) are applied only when the record's
-    /// version is still `expected_version`. A record that is gone or expired at `now` is never
-    /// recreated: the answer is [`SaveOutcome::Gone`]. Every applied save increments the
-    /// version.
+    /// keys all survive. `expected_version` is the version the request read, or `None` for a
+    /// blind save (a request that wrote without reading). With `Some(version)`, structural
+    /// changes (the lifetime, see [`ChangeSet::is_structural`]) are applied only when the
+    /// record still has that version ([`SaveOutcome::Conflict`] otherwise); with `None` there
+    /// is no version to check. A record that is gone or expired at `now` is never recreated:
+    /// the answer is [`SaveOutcome::Gone`]. Every applied save increments the version.
     async fn save(
         &self,
         key: &SessionKey,
-        expected_version: u64,
+        expected_version: Option<u64>,
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError>;

@@ -13,7 +13,7 @@ use sessionward_core::{
     RoleSet, SessionData, SessionHandle, SessionRecord, SessionStore, SessionToken, Timestamp,
     UserId,
 };
-use sessionward_memory::MemoryStore;
+use sessionward_memory::{MemoryStore, SweepConfig};
 
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130";
 const PAYLOAD: &str = r#"{"cart":["book-17"],"theme":"dark"}"#;
@@ -31,7 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_or(Ok(1_000_000), |s| s.parse())?;
     let anonymous = std::env::var_os("ANON").is_some();
     let with_user_agent = std::env::var_os("NOUA").is_none();
-    let store = MemoryStore::builder().without_sweeper().build();
+    let store = MemoryStore::builder()
+        .sweep(SweepConfig::disabled())
+        .build();
     let data = SessionData::from_json(PAYLOAD)?;
     let roles = RoleSet::from_iter(["user"]);
     let now = Timestamp::from_unix(1_800_000_000);

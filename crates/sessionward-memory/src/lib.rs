@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use sessionward_memory::{MemoryStore, PerUserLimit};
+//! use sessionward_memory::{MemoryStore, PerUserLimit, SweepConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! // Unbounded, swept every 60 s:
@@ -25,7 +25,7 @@
 //! let bounded = MemoryStore::builder()
 //!     .max_sessions(100_000)
 //!     .max_sessions_per_user(5, PerUserLimit::EvictOldest)
-//!     .sweep_interval(Duration::from_secs(30))
+//!     .sweep(SweepConfig::every(Duration::from_secs(30)))
 //!     .build();
 //! # let _ = (store, bounded);
 //! # }
@@ -56,5 +56,5 @@
 
 mod store;
 
-pub use sessionward_core::SweeperStatus;
+pub use sessionward_core::{SweepConfig, SweeperStatus};
 pub use store::{MemoryStore, MemoryStoreBuilder, PerUserLimit};

@@ -9,9 +9,15 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 use sessionward_core::{
     ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionData, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
-    SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, StoreError, SweepConfig, Sweeper, SweeperStatus, Timestamp,
+    UserId,
 };
+
+mod builder;
+mod entry;
+mod inner;
+
+pub use builder::MemoryStoreBuilder;
 
 const SHARDS: usize = 64;
 /// How many expired records one sweeper pass deletes per call (it loops until none are left).
@@ -57,53 +63,6 @@ struct Entry {
     user_agent: Option<Box<str>>,
 }
 
-impl Entry {
-    fn from_record(r: &SessionRecord) -> Self {
-        Self {
-            key: r.key,
-            handle: r.handle,
-            user: r.user.clone(),
-            roles: r.roles.clone(),
-            data: r.data.clone(),
-            created_at: secs(r.created_at),
-            last_seen_at: secs(r.last_seen_at),
-            authenticated_at: r.authenticated_at.map_or(NO_AUTH, secs),
-            absolute_expires_at: secs(r.absolute_expires_at),
-            version: r.version,
-            filed_at: secs(r.expires_at()),
-            idle_secs: u32::try_from(r.idle_timeout.as_secs()).unwrap_or(u32::MAX),
-            user_agent: r.user_agent.as_deref().map(Box::from),
-        }
-    }
-
-    fn to_record(&self) -> SessionRecord {
-        SessionRecord {
-            key: self.key,
-            handle: self.handle,
-            user: self.user.clone(),
-            roles: self.roles.clone(),
-            data: self.data.clone(),
-            created_at: ts(self.created_at),
-            last_seen_at: ts(self.last_seen_at),
-            authenticated_at: (self.authenticated_at != NO_AUTH).then(|| ts(self.authenticated_at)),
-            idle_timeout: Duration::from_secs(u64::from(self.idle_secs)),
-            absolute_expires_at: ts(self.absolute_expires_at),
-            user_agent: self.user_agent.as_deref().map(str::to_owned),
-            version: self.version,
-        }
-    }
-
-    fn expires_at(&self) -> u32 {
-        self.last_seen_at
-            .saturating_add(self.idle_secs)
-            .min(self.absolute_expires_at)
-    }
-
-    fn is_live(&self, now: Timestamp) -> bool {
-        now.unix() < i64::from(self.expires_at())
-    }
-}
-
 #[derive(Default)]
 struct Shard {
     table: HashTable<Box<Entry>>,
@@ -111,64 +70,6 @@ struct Shard {
     /// when its expiry moves later (activity), the sweeper re-files it when it reaches the old
     /// bucket, so the hot path never touches this index.
     expiry: BTreeMap<u32, Vec<u64>>,
-}
-
-impl Shard {
-    fn find(&self, key: &SessionKey) -> Option<&Entry> {
-        self.table
-            .find(key.prefix_u64(), |e| e.key == *key)
-            .map(|b| &**b)
-    }
-
-    fn find_mut(&mut self, key: &SessionKey) -> Option<&mut Entry> {
-        self.table
-            .find_mut(key.prefix_u64(), |e| e.key == *key)
-            .map(|b| &mut **b)
-    }
-
-    fn remove(&mut self, key: &SessionKey) -> Option<Box<Entry>> {
-        match self.table.find_entry(key.prefix_u64(), |e| e.key == *key) {
-            Ok(occupied) => Some(occupied.remove().0),
-            Err(_) => None,
-        }
-    }
-
-    /// The keys of the entries whose key starts with `prefix` (almost always one or none; the
-    /// indexes hold 8-byte prefixes rather than 32-byte keys to save memory).
-    fn keys_with_prefix(&self, prefix: u64, out: &mut Vec<SessionKey>) {
-        out.clear();
-        out.extend(
-            self.table
-                .iter_hash(prefix)
-                .filter(|e| e.key.prefix_u64() == prefix)
-                .map(|e| e.key),
-        );
-    }
-
-    /// Inserts if absent; gives the entry back on a collision.
-    fn insert(&mut self, entry: Box<Entry>) -> Result<(), Box<Entry>> {
-        if self.find(&entry.key).is_some() {
-            return Err(entry);
-        }
-        self.expiry
-            .entry(entry.filed_at)
-            .or_default()
-            .push(entry.key.prefix_u64());
-        self.table
-            .insert_unique(entry.key.prefix_u64(), entry, |e| e.key.prefix_u64());
-        Ok(())
-    }
-
-    /// Files `key` again if its expiry moved earlier than where it is filed.
-    fn refile_if_earlier(&mut self, key: SessionKey, expires_at: u32, filed_at: &mut u32) {
-        if expires_at < *filed_at {
-            *filed_at = expires_at;
-            self.expiry
-                .entry(expires_at)
-                .or_default()
-                .push(key.prefix_u64());
-        }
-    }
 }
 
 /// User -> prefixes of the keys of their sessions.
@@ -193,189 +94,6 @@ struct Inner {
     count: AtomicUsize,
     max_sessions: Option<usize>,
     max_per_user: Option<(usize, PerUserLimit)>,
-}
-
-impl Inner {
-    fn shard(&self, key: &SessionKey) -> &Mutex<Shard> {
-        &self.shards[shard_of(key.prefix_u64())]
-    }
-
-    /// The keys of the records of `user` among the indexed `prefixes`.
-    fn keys_of(&self, user: &UserId, prefixes: &[u64]) -> Vec<SessionKey> {
-        let mut out = Vec::with_capacity(prefixes.len());
-        let mut found = Vec::new();
-        for &p in prefixes {
-            let shard = self.shards[shard_of(p)].lock();
-            shard.keys_with_prefix(p, &mut found);
-            out.extend(
-                found
-                    .iter()
-                    .filter(|k| shard.find(k).is_some_and(|e| e.user.as_ref() == Some(user))),
-            );
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
-
-    fn users_of(&self, user: &UserId) -> &Mutex<UserIndex> {
-        let idx = usize::try_from(self.user_hasher.hash_one(user) % (SHARDS as u64)).unwrap_or(0);
-        &self.users[idx]
-    }
-
-    /// Removes one record; returns it. Keeps the count; the user index is cleaned lazily.
-    fn remove_record(&self, key: &SessionKey) -> Option<Box<Entry>> {
-        let removed = self.shard(key).lock().remove(key);
-        if removed.is_some() {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-        }
-        removed
-    }
-
-    fn unindex(&self, user: &UserId, key: &SessionKey) {
-        let mut users = self.users_of(user).lock();
-        if let Some(keys) = users.get_mut(user) {
-            keys.retain(|p| *p != key.prefix_u64());
-            if keys.is_empty() {
-                users.remove(user);
-            }
-        }
-    }
-
-    /// Reserves room for one more session.
-    fn reserve(&self) -> Result<(), StoreError> {
-        let before = self.count.fetch_add(1, Ordering::Relaxed);
-        if let Some(limit) = self.max_sessions
-            && before >= limit
-        {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-            return Err(StoreError::CapacityExceeded { limit });
-        }
-        Ok(())
-    }
-
-    /// Inserts a record whose user index shard (if any) the caller holds.
-    /// `user` is the index's own copy of the record's user id, shared to save memory.
-    fn insert_record(
-        &self,
-        record: &SessionRecord,
-        user: Option<UserId>,
-    ) -> Result<(), StoreError> {
-        self.reserve()?;
-        let mut entry = Box::new(Entry::from_record(record));
-        if user.is_some() {
-            entry.user = user;
-        }
-        if self.shard(&record.key).lock().insert(entry).is_err() {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-            return Err(StoreError::Collision);
-        }
-        Ok(())
-    }
-
-    /// The live records among `keys` that belong to `user`; drops the others from `keys`.
-    fn live_of(
-        &self,
-        user: &UserId,
-        keys: &mut Vec<SessionKey>,
-        now: Timestamp,
-    ) -> Vec<SessionRecord> {
-        let mut out = Vec::with_capacity(keys.len());
-        keys.retain(|k| {
-            let shard = self.shard(k).lock();
-            match shard.find(k) {
-                Some(e) if e.user.as_ref() == Some(user) && e.is_live(now) => {
-                    out.push(e.to_record());
-                    true
-                }
-                _ => false,
-            }
-        });
-        out
-    }
-
-    /// Makes room for one more session of `user` under the per-user bound; the caller holds
-    /// the user's index shard and passes the user's key list.
-    fn enforce_user_limit(
-        &self,
-        user: &UserId,
-        keys: &mut Vec<SessionKey>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let Some((limit, policy)) = self.max_per_user else {
-            return Ok(());
-        };
-        let mut live = self.live_of(user, keys, now);
-        if live.len() < limit {
-            return Ok(());
-        }
-        match policy {
-            PerUserLimit::Refuse => Err(StoreError::UserLimitReached { limit }),
-            PerUserLimit::EvictOldest => {
-                live.sort_by_key(|r| (r.created_at, r.last_seen_at));
-                let excess = live.len() + 1 - limit;
-                for victim in live.iter().take(excess) {
-                    self.remove_record(&victim.key);
-                    keys.retain(|k| *k != victim.key);
-                    tracing::debug!(key = %victim.key.short(), "evicted the oldest session of a user at the per-user limit");
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn delete_expired(&self, now: Timestamp, limit: usize) -> u64 {
-        let mut deleted: u64 = 0;
-        let mut unindex: Vec<(UserId, SessionKey)> = Vec::new();
-        let mut found = Vec::new();
-        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-        for shard in &*self.shards {
-            if deleted >= limit {
-                break;
-            }
-            let mut shard = shard.lock();
-            while deleted < limit {
-                let Some(mut bucket) = shard.expiry.first_entry() else {
-                    break;
-                };
-                let filed = *bucket.key();
-                if i64::from(filed) > now.unix() {
-                    break;
-                }
-                let Some(prefix) = bucket.get_mut().pop() else {
-                    bucket.remove();
-                    continue;
-                };
-                shard.keys_with_prefix(prefix, &mut found);
-                for key in &found {
-                    let Some(entry) = shard.find_mut(key) else {
-                        continue;
-                    };
-                    if entry.filed_at != filed {
-                        continue; // a stale filing: the entry is filed elsewhere too
-                    }
-                    if entry.is_live(now) {
-                        // Activity moved the expiry; file it where it now belongs.
-                        let at = entry.expires_at();
-                        entry.filed_at = at;
-                        shard.expiry.entry(at).or_default().push(prefix);
-                        continue;
-                    }
-                    if let Some(e) = shard.remove(key) {
-                        self.count.fetch_sub(1, Ordering::Relaxed);
-                        deleted += 1;
-                        if let Some(user) = e.user {
-                            unindex.push((user, *key));
-                        }
-                    }
-                }
-            }
-        }
-        for (user, key) in unindex {
-            self.unindex(&user, &key);
-        }
-        deleted
-    }
 }
 
 /// The embedded, in-process session store. Cloning gives another handle to the same store.
@@ -438,95 +156,6 @@ impl MemoryStore {
     }
 }
 
-/// Builds a [`MemoryStore`].
-#[derive(Debug, Clone)]
-pub struct MemoryStoreBuilder {
-    max_sessions: Option<usize>,
-    max_per_user: Option<(usize, PerUserLimit)>,
-    sweep_interval: Option<Duration>,
-    clock: SharedClock,
-}
-
-impl Default for MemoryStoreBuilder {
-    fn default() -> Self {
-        Self {
-            max_sessions: None,
-            max_per_user: None,
-            sweep_interval: Some(Duration::from_secs(60)),
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
-impl MemoryStoreBuilder {
-    /// Bounds the number of sessions. Past it, `create` fails with
-    /// [`StoreError::CapacityExceeded`]. Default: unbounded.
-    #[must_use]
-    pub fn max_sessions(mut self, limit: usize) -> Self {
-        self.max_sessions = Some(limit);
-        self
-    }
-
-    /// Bounds the sessions of one user; `policy` says what a sign-in past the bound does.
-    /// Default: unbounded.
-    #[must_use]
-    pub fn max_sessions_per_user(mut self, limit: usize, policy: PerUserLimit) -> Self {
-        self.max_per_user = Some((limit.max(1), policy));
-        self
-    }
-
-    /// How often the background sweeper deletes expired records. Default: 60 s.
-    #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = Some(every.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// Turns the background sweeper off (expired records are still never loaded; call
-    /// [`SessionStore::delete_expired`] yourself).
-    #[must_use]
-    pub fn without_sweeper(mut self) -> Self {
-        self.sweep_interval = None;
-        self
-    }
-
-    /// The clock the sweeper reads. Default: the system clock.
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Builds the store and, when a Tokio runtime is running and the sweeper is on, starts the
-    /// sweeper on it.
-    #[must_use]
-    pub fn build(self) -> MemoryStore {
-        let inner = Arc::new(Inner {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            users: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            user_hasher: RandomState::new(),
-            count: AtomicUsize::new(0),
-            max_sessions: self.max_sessions,
-            max_per_user: self.max_per_user,
-        });
-        let settings = SweepSettings {
-            store: "MemoryStore",
-            every: self.sweep_interval,
-            batch: SWEEP_BATCH,
-            clock: self.clock,
-        };
-        let sweeper = Sweeper::start(
-            &inner,
-            settings,
-            |inner: Arc<Inner>, now, batch| async move { Ok(inner.delete_expired(now, batch)) },
-        );
-        MemoryStore {
-            inner,
-            sweeper: Arc::new(sweeper),
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
@@ -570,7 +199,7 @@ impl SessionStore for MemoryStore {
     async fn save(
         &self,
         key: &SessionKey,
-        expected_version: u64,
+        expected_version: Option<u64>,
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
@@ -581,7 +210,7 @@ impl SessionStore for MemoryStore {
         if !entry.is_live(now) {
             return Ok(SaveOutcome::Gone);
         }
-        if changes.is_structural() && entry.version != expected_version {
+        if changes.is_structural() && expected_version.is_some_and(|v| v != entry.version) {
             return Ok(SaveOutcome::Conflict {
                 current_version: entry.version,
             });
@@ -589,9 +218,6 @@ impl SessionStore for MemoryStore {
         // Compute everything that can fail before changing anything.
         let data = entry.data.apply(&changes.data, changes.data_limit)?;
         entry.data = data;
-        if let Some(roles) = &changes.roles {
-            entry.roles = roles.clone();
-        }
         if let Some(at) = changes.last_seen_at {
             entry.last_seen_at = entry.last_seen_at.max(secs(at));
         }

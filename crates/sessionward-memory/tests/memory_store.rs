@@ -4,37 +4,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessionward_core::{
-    Clock as _, SessionHandle, SessionRecord, SessionStore, SessionToken, StoreError, TestClock,
-    Timestamp, UserId,
-};
-use sessionward_memory::{MemoryStore, PerUserLimit};
+use sessionward_conformance::fixtures;
+use sessionward_core::{Clock as _, SessionRecord, SessionStore, StoreError, TestClock, Timestamp};
+use sessionward_memory::{MemoryStore, PerUserLimit, SweepConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
     sessionward_conformance::run_all(|| async {
-        Arc::new(MemoryStore::builder().without_sweeper().build()) as Arc<dyn SessionStore>
+        Arc::new(
+            MemoryStore::builder()
+                .sweep(SweepConfig::disabled())
+                .build(),
+        ) as Arc<dyn SessionStore>
     })
     .await;
 }
 
 fn record(user: Option<&str>, at: Timestamp) -> SessionRecord {
-    let mut r = SessionRecord::new(
-        SessionToken::generate().expect("rng").key(),
-        SessionHandle::generate().expect("rng"),
-        at,
-        Duration::from_secs(60),
-        Duration::from_secs(3600),
-    );
-    r.user = user.map(UserId::from);
-    r
+    fixtures::record_lasting(user, at, Duration::from_secs(60), Duration::from_secs(3600))
 }
 
 #[tokio::test]
 async fn total_bound_refuses_with_capacity_error() {
     let store = MemoryStore::builder()
         .max_sessions(3)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build();
     let t = Timestamp::from_unix(1_000_000);
     for _ in 0..3 {
@@ -64,7 +58,7 @@ async fn total_bound_refuses_with_capacity_error() {
 async fn per_user_bound_evicts_the_oldest() {
     let store = MemoryStore::builder()
         .max_sessions_per_user(2, PerUserLimit::EvictOldest)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build();
     let t = Timestamp::from_unix(1_000_000);
     let first = record(Some("alice"), t);
@@ -97,7 +91,7 @@ async fn per_user_bound_evicts_the_oldest() {
 async fn per_user_bound_applies_when_a_sign_in_rotates_an_anonymous_session() {
     let store = MemoryStore::builder()
         .max_sessions_per_user(1, PerUserLimit::EvictOldest)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build();
     let t = Timestamp::from_unix(1_000_000);
     let first = record(Some("alice"), t);
@@ -125,7 +119,7 @@ async fn per_user_bound_applies_when_a_sign_in_rotates_an_anonymous_session() {
     // Refuse: the rotation fails and the anonymous session is left as it was.
     let store = MemoryStore::builder()
         .max_sessions_per_user(1, PerUserLimit::Refuse)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build();
     store.create(&first).await.expect("create");
     store.create(&anon).await.expect("create");
@@ -146,7 +140,7 @@ async fn per_user_bound_applies_when_a_sign_in_rotates_an_anonymous_session() {
 async fn per_user_bound_can_refuse() {
     let store = MemoryStore::builder()
         .max_sessions_per_user(1, PerUserLimit::Refuse)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build();
     let t = Timestamp::from_unix(1_000_000);
     let first = record(Some("alice"), t);
@@ -172,8 +166,7 @@ async fn per_user_bound_can_refuse() {
 async fn sweeper_deletes_expired_and_stops_when_dropped() {
     let clock = TestClock::new(Timestamp::from_unix(1_000_000));
     let store = MemoryStore::builder()
-        .sweep_interval(Duration::from_secs(60))
-        .clock(Arc::new(clock.clone()))
+        .sweep(SweepConfig::every(Duration::from_secs(60)).clock(Arc::new(clock.clone())))
         .build();
     let status = store.sweeper();
     assert!(status.is_running());
@@ -227,87 +220,39 @@ fn built_outside_a_runtime_has_no_sweeper() {
 /// and ignores `delete_by_user`'s exception fails exactly those cases.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_catches_a_broken_store() {
-    use sessionward_core::{ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionKey};
+    use sessionward_conformance::{Call, ForwardingStore, Hook};
 
+    /// Breaks the store it forwards to: `save` "upserts" a record that is gone (the classic
+    /// bug), and `delete_by_user` ignores its exception.
     #[derive(Debug)]
     struct Broken(MemoryStore);
 
     #[sessionward_core::async_trait]
-    impl SessionStore for Broken {
-        async fn create(&self, r: &SessionRecord) -> Result<(), StoreError> {
-            self.0.create(r).await
-        }
-        async fn load(
-            &self,
-            k: &SessionKey,
-            now: Timestamp,
-        ) -> Result<Option<SessionRecord>, StoreError> {
-            self.0.load(k, now).await
-        }
-        async fn save(
-            &self,
-            k: &SessionKey,
-            v: u64,
-            c: &ChangeSet,
-            now: Timestamp,
-        ) -> Result<SaveOutcome, StoreError> {
-            match self.0.save(k, v, c, now).await? {
-                // The classic bug: "upsert" a record that is gone.
-                SaveOutcome::Gone => {
+    impl Hook for Broken {
+        async fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+            match call {
+                Call::Save { key, now, .. } if self.0.load(key, now).await?.is_none() => {
                     let mut r = record(None, now);
-                    r.key = *k;
+                    r.key = *key;
                     self.0.create(&r).await?;
-                    Ok(SaveOutcome::Saved { version: 1 })
                 }
-                other => Ok(other),
+                Call::DeleteByUser {
+                    user,
+                    except: Some(_),
+                } => {
+                    self.0.delete_by_user(user, None).await?;
+                }
+                _ => {}
             }
-        }
-        async fn touch(&self, k: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
-            self.0.touch(k, now).await
-        }
-        async fn rotate(
-            &self,
-            o: &SessionKey,
-            v: Option<u64>,
-            n: &SessionRecord,
-            now: Timestamp,
-        ) -> Result<RotateOutcome, StoreError> {
-            self.0.rotate(o, v, n, now).await
-        }
-        async fn delete(&self, k: &SessionKey) -> Result<bool, StoreError> {
-            self.0.delete(k).await
-        }
-        async fn delete_by_user(
-            &self,
-            u: &UserId,
-            _except: Option<&SessionKey>,
-        ) -> Result<u64, StoreError> {
-            self.0.delete_by_user(u, None).await
-        }
-        async fn list_by_user(
-            &self,
-            u: &UserId,
-            now: Timestamp,
-        ) -> Result<Vec<SessionRecord>, StoreError> {
-            self.0.list_by_user(u, now).await
-        }
-        async fn set_roles_for_user(&self, u: &UserId, r: &RoleSet) -> Result<u64, StoreError> {
-            self.0.set_roles_for_user(u, r).await
-        }
-        async fn delete_by_handle(
-            &self,
-            u: &UserId,
-            h: &SessionHandle,
-        ) -> Result<bool, StoreError> {
-            self.0.delete_by_handle(u, h).await
-        }
-        async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
-            self.0.delete_expired(now, limit).await
+            Ok(())
         }
     }
 
     let report = sessionward_conformance::run_cases(sessionward_conformance::CASES, || async {
-        Arc::new(Broken(MemoryStore::builder().without_sweeper().build())) as Arc<dyn SessionStore>
+        let inner = MemoryStore::builder()
+            .sweep(SweepConfig::disabled())
+            .build();
+        Arc::new(ForwardingStore::new(inner.clone(), Broken(inner))) as Arc<dyn SessionStore>
     })
     .await;
     let failed: Vec<_> = report.failed.iter().map(|(name, _)| *name).collect();

@@ -49,7 +49,7 @@
 //! # let pool = store.pool().clone();
 //! let tuned = PostgresStore::builder(pool)
 //!     .operation_timeout(Duration::from_secs(2))
-//!     .sweep_interval(Duration::from_secs(300))
+//!     .sweep(sessionward_postgres::SweepConfig::every(Duration::from_secs(300)))
 //!     .build();
 //! # let _ = tuned;
 //! # Ok(())
@@ -65,12 +65,14 @@
 //! of your own against the conformance suite.
 #![forbid(unsafe_code)]
 
+mod builder;
 #[cfg(test)]
 mod plan_tests;
 mod row;
 mod sql;
 mod store;
 
+pub use builder::PostgresStoreBuilder;
 pub use sessionward_core::StoreError;
-pub use sessionward_core::SweeperStatus;
-pub use store::{MIGRATIONS_TABLE, PostgresStore, PostgresStoreBuilder};
+pub use sessionward_core::{SweepConfig, SweeperStatus};
+pub use store::{MIGRATIONS_TABLE, PostgresStore};

@@ -6,9 +6,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool};
 
-use crate::PostgresStore;
 use crate::row::to_db;
 use crate::sql;
+use crate::{PostgresStore, SweepConfig};
 use sessionward_core::Timestamp;
 
 const ROWS: i64 = 20_000;
@@ -17,14 +17,7 @@ const NOW: i64 = 1_900_000_000;
 /// A migrated schema of its own holding [`ROWS`] sessions of 4,000 users, 1 % of them expired at
 /// [`NOW`]; `None` (skipped) without `DATABASE_URL`.
 async fn populated() -> Option<(PgPool, PgPool, String)> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var("SESSIONWARD_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "SESSIONWARD_REQUIRE_SERVICES=1 but DATABASE_URL is not set"
-        );
-        eprintln!("skipped: DATABASE_URL is not set");
-        return None;
-    };
+    let url = sessionward_conformance::services::require_env("plan_tests", "DATABASE_URL")?;
     let options: PgConnectOptions = url.parse().expect("DATABASE_URL parses");
     let options = options.options([("statement_timeout", "60s")]);
     let connect = |o: PgConnectOptions| {
@@ -46,7 +39,7 @@ async fn populated() -> Option<(PgPool, PgPool, String)> {
         .expect("create schema");
     let pool = connect(options.options([("search_path", &schema)]));
     let store = PostgresStore::builder(pool.clone())
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build();
     store.migrate().await.expect("migrate");
     // Rows with random keys; every 100th expired at NOW, the others live for hours to days.
@@ -227,7 +220,7 @@ async fn check_plans(pool: PgPool) {
 
     // And the sweep deletes what the plan promises: the expired 1 %, in batches.
     let store = PostgresStore::builder(pool.clone())
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build();
     let mut deleted = 0;
     loop {

@@ -35,11 +35,11 @@ pub(crate) const LOAD: &str = concat!(
 
 /// Applies a change set in one statement.
 ///
-/// `$1` key, `$2` now, `$3` structural (apply only at the expected version), `$4` expected
-/// version, `$5` clear the data first, `$6` data keys to remove (`text[]`), `$7` data keys to
-/// set (a JSON object), `$8` new roles or NULL, `$9` new last_seen_at or NULL, `$10` new
-/// absolute expiry or NULL, `$11` new idle timeout or NULL, `$12` data size limit in bytes or
-/// NULL (no limit).
+/// `$1` key, `$2` now, `$3` check the version (a structural change with an expected version),
+/// `$4` expected version or NULL (a blind save), `$5` clear the data first, `$6` data keys to
+/// remove (`text[]`), `$7` data keys to set (a JSON object), `$8` new last_seen_at or NULL,
+/// `$8` new absolute expiry or NULL, `$9` new idle timeout or NULL, `$10` data size limit in
+/// bytes or NULL (no limit).
 ///
 /// One plain `UPDATE` of the live row: PostgreSQL re-checks the `WHERE` on the newest row
 /// version after waiting for a concurrent writer, so data-key changes of concurrent requests
@@ -50,19 +50,18 @@ pub(crate) const LOAD: &str = concat!(
 pub(crate) const SAVE: &str = "\
 UPDATE sessionward_sessions AS s SET \
     data = ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb, \
-    roles = COALESCE($8::text[], s.roles), \
-    last_seen_at = GREATEST(s.last_seen_at, COALESCE($9, s.last_seen_at)), \
-    absolute_expires_at = COALESCE($10, s.absolute_expires_at), \
-    idle_timeout_secs = COALESCE($11, s.idle_timeout_secs), \
+    last_seen_at = GREATEST(s.last_seen_at, COALESCE($8, s.last_seen_at)), \
+    absolute_expires_at = COALESCE($9, s.absolute_expires_at), \
+    idle_timeout_secs = COALESCE($10, s.idle_timeout_secs), \
     expires_at = LEAST( \
-        GREATEST(s.last_seen_at, COALESCE($9, s.last_seen_at)) \
-            + LEAST(COALESCE($11, s.idle_timeout_secs), 3155760000) * interval '1 second', \
-        COALESCE($10, s.absolute_expires_at)), \
+        GREATEST(s.last_seen_at, COALESCE($8, s.last_seen_at)) \
+            + LEAST(COALESCE($10, s.idle_timeout_secs), 3155760000) * interval '1 second', \
+        COALESCE($9, s.absolute_expires_at)), \
     version = s.version + 1 \
 WHERE s.key = $1 AND s.expires_at > $2 AND (NOT $3 OR s.version = $4) \
-    AND ($12::bigint IS NULL OR octet_length(( \
+    AND ($11::bigint IS NULL OR octet_length(( \
         ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb \
-    )::text) <= $12) \
+    )::text) <= $11) \
 RETURNING s.version";
 
 /// Why [`SAVE`] changed no row: the live record's current version and, with a limit (`$3`),

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
-    SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, StoreError, Sweeper, SweeperStatus, Timestamp, UserId,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
 
+use crate::builder::PostgresStoreBuilder;
 use crate::row::{map_err, record_from_row, secs, to_db, version_from_db, version_to_db};
 use crate::sql;
 
@@ -20,12 +20,8 @@ use crate::sql;
 /// migrations and ours never see each other's.
 pub const MIGRATIONS_TABLE: &str = "_sessionward_migrations";
 
-/// Default bound on one store operation, see [`PostgresStoreBuilder::operation_timeout`].
-const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default sweeper period.
-const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Default number of rows one sweeper statement deletes.
-const DEFAULT_SWEEP_BATCH: usize = 1_000;
+pub(crate) const DEFAULT_SWEEP_BATCH: usize = 1_000;
 
 /// A [`SessionStore`] in PostgreSQL, on the application's own [`PgPool`].
 ///
@@ -39,14 +35,14 @@ const DEFAULT_SWEEP_BATCH: usize = 1_000;
 /// The table is found through the pool's `search_path`: to keep sessions in their own schema,
 /// connect with `PgConnectOptions::options([("search_path", "sessions")])`.
 pub struct PostgresStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// Dropped with the last clone of the store, which ends the sweeper at once.
-    sweeper: Arc<Sweeper>,
+    pub(crate) sweeper: Arc<Sweeper>,
 }
 
-struct Inner {
-    pool: PgPool,
-    operation_timeout: Duration,
+pub(crate) struct Inner {
+    pub(crate) pool: PgPool,
+    pub(crate) operation_timeout: Duration,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -72,13 +68,7 @@ impl PostgresStore {
     /// A builder for the operation timeout and the sweeper.
     #[must_use]
     pub fn builder(pool: PgPool) -> PostgresStoreBuilder {
-        PostgresStoreBuilder {
-            pool,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
-            sweep_batch: DEFAULT_SWEEP_BATCH,
-            clock: Arc::new(SystemClock),
-        }
+        PostgresStoreBuilder::new(pool)
     }
 
     /// Creates or upgrades the session table and its indexes (the SQL in this crate's
@@ -147,7 +137,11 @@ impl Inner {
         }
     }
 
-    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
         if limit == 0 {
             return Ok(0);
         }
@@ -164,146 +158,10 @@ impl Inner {
     }
 }
 
-/// Builds a [`PostgresStore`].
-#[derive(Clone)]
-pub struct PostgresStoreBuilder {
-    pool: PgPool,
-    operation_timeout: Duration,
-    sweep_interval: Option<Duration>,
-    sweep_batch: usize,
-    clock: SharedClock,
-}
-
-impl fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStoreBuilder")
-            .field("operation_timeout", &self.operation_timeout)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("sweep_batch", &self.sweep_batch)
-            .field("clock", &self.clock)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresStoreBuilder {
-    /// The longest one store operation may take, waiting for a pooled connection included;
-    /// past it the operation fails with [`StoreError::Timeout`]. A last line of defence against
-    /// an unreachable server: also give the pool an `acquire_timeout` and the connections a
-    /// `statement_timeout` shorter than this, so that the server gives up first (a statement
-    /// abandoned by the client may still complete on the server: after a `Timeout` the outcome
-    /// of a write is unknown). Default: 10 s.
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// use std::time::Duration;
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .operation_timeout(Duration::from_secs(2))
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How often the background sweeper deletes expired rows. Default: 60 s.
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// use std::time::Duration;
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .sweep_interval(Duration::from_secs(300))
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = Some(every.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// How many rows one sweeper statement deletes; a pass repeats it until fewer are left.
-    /// Default: 1,000.
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .sweep_batch(5_000)
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn sweep_batch(mut self, rows: usize) -> Self {
-        self.sweep_batch = rows.max(1);
-        self
-    }
-
-    /// Turns the background sweeper off: expired sessions are still never loaded, but their
-    /// rows stay until something calls [`SessionStore::delete_expired`] (a cron job, or one
-    /// instance of a fleet that keeps its sweeper on).
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .without_sweeper()
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn without_sweeper(mut self) -> Self {
-        self.sweep_interval = None;
-        self
-    }
-
-    /// The clock the sweeper reads. Default: the system clock.
-    ///
-    /// ```no_run
-    /// # fn f(pool: sqlx::PgPool) {
-    /// use std::sync::Arc;
-    /// use sessionward_core::TestClock;
-    /// let clock = TestClock::starting_now();
-    /// let store = sessionward_postgres::PostgresStore::builder(pool)
-    ///     .clock(Arc::new(clock.clone()))
-    ///     .build();
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Builds the store and, when a Tokio runtime is running and the sweeper is on, starts the
-    /// sweeper on it.
-    #[must_use]
-    pub fn build(self) -> PostgresStore {
-        let inner = Arc::new(Inner {
-            pool: self.pool,
-            operation_timeout: self.operation_timeout,
-        });
-        let settings = SweepSettings {
-            store: "PostgresStore",
-            every: self.sweep_interval,
-            batch: self.sweep_batch,
-            clock: self.clock,
-        };
-        let sweeper = Sweeper::start(
-            &inner,
-            settings,
-            |inner: Arc<Inner>, now, batch| async move { inner.delete_expired(now, batch).await },
-        );
-        PostgresStore {
-            inner,
-            sweeper: Arc::new(sweeper),
-        }
-    }
-}
-
 /// Reads the answer of [`sql::SAVE`]: gone, conflict or too large, in that order of precedence
 /// (as the contract's reference store decides them).
 fn save_outcome(
-    expected_version: u64,
+    expected_version: Option<u64>,
     changes: &ChangeSet,
     saved: Option<i64>,
     current: Option<i64>,
@@ -318,7 +176,7 @@ fn save_outcome(
         return Ok(SaveOutcome::Gone);
     };
     let current_version = version_from_db(current)?;
-    let stale = changes.is_structural() && current_version != expected_version;
+    let stale = changes.is_structural() && expected_version.is_some_and(|v| v != current_version);
     if let (false, Some(limit), Some(size)) = (stale, changes.data_limit, size) {
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         if size > limit {
@@ -384,16 +242,15 @@ impl SessionStore for PostgresStore {
     async fn save(
         &self,
         key: &SessionKey,
-        expected_version: u64,
+        expected_version: Option<u64>,
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
         let set = serde_json::to_string(&changes.data.set)
             .map_err(|e| StoreError::Data(DataError::from(e)))?;
         let removed: Vec<&str> = changes.data.remove.iter().map(String::as_str).collect();
-        let roles: Option<Vec<&str>> = changes.roles.as_ref().map(|r| r.iter().collect());
         // As in `SessionData::apply`, a save that changes no data key is never refused for
-        // size (a record over a lowered limit can still be touched or have its roles changed).
+        // size (a record over a lowered limit can still be touched or have its lifetime changed).
         let limit = changes
             .data_limit
             .filter(|_| !changes.data.is_empty())
@@ -402,12 +259,11 @@ impl SessionStore for PostgresStore {
             let saved: Option<i64> = sqlx::query_scalar(sql::SAVE)
                 .bind(&key.as_bytes()[..])
                 .bind(to_db(now))
-                .bind(changes.is_structural())
-                .bind(version_to_db(expected_version))
+                .bind(changes.is_structural() && expected_version.is_some())
+                .bind(expected_version.map(version_to_db))
                 .bind(changes.data.clear)
                 .bind(&removed)
                 .bind(&set)
-                .bind(&roles)
                 .bind(changes.last_seen_at.map(to_db))
                 .bind(changes.absolute_expires_at.map(to_db))
                 .bind(changes.idle_timeout.map(secs))

@@ -13,7 +13,7 @@ use sessionward_core::{
     ChangeSet, Clock as _, RoleSet, RotateOutcome, SaveOutcome, SessionStore, StoreError,
     SystemClock, UserId,
 };
-use sessionward_postgres::PostgresStore;
+use sessionward_postgres::{PostgresStore, SweepConfig};
 use sqlx::postgres::PgPoolOptions;
 
 use common::{Cluster, record};
@@ -30,7 +30,7 @@ fn store_on(cluster: &Cluster, max_connections: u32) -> PostgresStore {
         .connect_lazy_with(cluster.connect_options());
     PostgresStore::builder(pool)
         .operation_timeout(Duration::from_secs(5))
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build()
 }
 
@@ -76,7 +76,7 @@ async fn a_stopped_server_fails_fast_and_a_restart_loses_nothing() {
         store.create(&r).await.expect("create");
         let mut c = ChangeSet::default();
         c.data.insert("cart", json!([i, "book"]));
-        let out = store.save(&r.key, 0, &c, t).await.expect("save");
+        let out = store.save(&r.key, Some(0), &c, t).await.expect("save");
         assert_eq!(out, SaveOutcome::Saved { version: 1 });
         records.push(r);
     }
@@ -114,7 +114,11 @@ async fn a_stopped_server_fails_fast_and_a_restart_loses_nothing() {
     let user = UserId::from("user-1");
     must_fail_fast("load", store.load(&r.key, t)).await;
     must_fail_fast("create", store.create(&fresh)).await;
-    must_fail_fast("save", store.save(&r.key, 1, &ChangeSet::default(), t)).await;
+    must_fail_fast(
+        "save",
+        store.save(&r.key, Some(1), &ChangeSet::default(), t),
+    )
+    .await;
     must_fail_fast("touch", store.touch(&r.key, t)).await;
     must_fail_fast("rotate", store.rotate(&r.key, Some(0), &fresh, t)).await;
     must_fail_fast("delete", store.delete(&r.key)).await;
@@ -260,7 +264,7 @@ async fn a_load_costs_exactly_one_statement() {
     c.data_limit = Some(1024);
     let warm = record(None, t);
     store.create(&warm).await.expect("create");
-    store.save(&warm.key, 0, &c, t).await.expect("save");
+    store.save(&warm.key, Some(0), &c, t).await.expect("save");
     store.touch(&warm.key, t).await.expect("touch");
     for (what, expected) in [("create", 1), ("save", 1), ("touch", 1), ("rotate", 4)] {
         let fresh = record(None, t);
@@ -268,7 +272,7 @@ async fn a_load_costs_exactly_one_statement() {
         match what {
             "create" => store.create(&fresh).await.expect("create"),
             "save" => {
-                store.save(&warm.key, 1, &c, t).await.expect("save");
+                store.save(&warm.key, Some(1), &c, t).await.expect("save");
             }
             "touch" => {
                 store.touch(&warm.key, t).await.expect("touch");

@@ -13,7 +13,7 @@ use sessionward_core::{
     SessionRecord, SessionStore, SessionToken, StoreError, SystemClock, TestClock, Timestamp,
     UserId,
 };
-use sessionward_postgres::{MIGRATIONS_TABLE, PostgresStore};
+use sessionward_postgres::{MIGRATIONS_TABLE, PostgresStore, SweepConfig};
 
 use common::{TestDb, record};
 
@@ -81,7 +81,7 @@ async fn several_instances_migrate_at_once() {
         .map(|_| {
             Arc::new(
                 PostgresStore::builder(pool.clone())
-                    .without_sweeper()
+                    .sweep(SweepConfig::disabled())
                     .build(),
             )
         })
@@ -131,9 +131,11 @@ async fn the_sweeper_deletes_expired_rows_and_stops_with_the_store() {
     let (_schema, pool) = db.schema_pool(3).await;
     let clock = TestClock::new(Timestamp::from_unix(1_900_000_000));
     let store = PostgresStore::builder(pool)
-        .clock(Arc::new(clock.clone()))
-        .sweep_interval(Duration::from_millis(50))
-        .sweep_batch(7)
+        .sweep(
+            SweepConfig::every(Duration::from_millis(50))
+                .batch(7)
+                .clock(Arc::new(clock.clone())),
+        )
         .build();
     store.migrate().await.expect("migrate");
     let status = store.sweeper();
@@ -256,10 +258,16 @@ async fn sql_like_input_is_only_ever_data() {
     c.data.remove(evil);
     c.data.remove("{k}");
     c.data.insert("x'); --", json!({"y": evil}));
-    c.roles = Some(RoleSet::from_iter(["{}", "a\"b"]));
     assert_eq!(
-        store.save(&r.key, 0, &c, t).await.expect("save"),
+        store.save(&r.key, Some(0), &c, t).await.expect("save"),
         SaveOutcome::Saved { version: 1 }
+    );
+    // Roles with array syntax (roles change per user, not through a save).
+    let odd = RoleSet::from_iter(["{}", "a\"b"]);
+    let owner = UserId::from(evil);
+    assert_eq!(
+        store.set_roles_for_user(&owner, &odd).await.expect("roles"),
+        1
     );
     let back = store.load(&r.key, t).await.expect("load").expect("live");
     let map = back.data.to_map().expect("map");
@@ -283,7 +291,7 @@ async fn a_blocked_operation_times_out_and_the_store_recovers() {
     let (schema, pool) = db.schema_pool(3).await;
     let store = PostgresStore::builder(pool)
         .operation_timeout(Duration::from_millis(500))
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .build();
     store.migrate().await.expect("migrate");
     let t = SystemClock.now();
@@ -303,7 +311,7 @@ async fn a_blocked_operation_times_out_and_the_store_recovers() {
     let mut c = ChangeSet::default();
     c.data.insert("k", json!(1));
     let started = Instant::now();
-    match store.save(&r.key, 0, &c, t).await {
+    match store.save(&r.key, Some(0), &c, t).await {
         Err(StoreError::Timeout(Some(_))) => {}
         other => panic!("expected Timeout, got {other:?}"),
     }
@@ -312,7 +320,7 @@ async fn a_blocked_operation_times_out_and_the_store_recovers() {
     assert!(store.load(&r.key, t).await.expect("load").is_some());
 
     blocker.rollback().await.expect("release the lock");
-    let out = tokio::time::timeout(WAIT, store.save(&r.key, 0, &c, t))
+    let out = tokio::time::timeout(WAIT, store.save(&r.key, Some(0), &c, t))
         .await
         .expect("in time")
         .expect("save after the lock is gone");
@@ -356,7 +364,10 @@ async fn the_data_limit_measures_the_text_the_record_loads_as() {
     steps.push((c, Some(r#"{"only": true}"#)));
     for (i, (mut c, text)) in steps.into_iter().enumerate() {
         let v = u64::try_from(i).expect("small");
-        store.save(&twin.key, v, &c, t).await.expect("twin save");
+        store
+            .save(&twin.key, Some(v), &c, t)
+            .await
+            .expect("twin save");
         let shown = store.load(&twin.key, t).await.expect("load").expect("live");
         if let Some(text) = text {
             assert_eq!(shown.data.as_json(), text, "step {i}");
@@ -364,7 +375,7 @@ async fn the_data_limit_measures_the_text_the_record_loads_as() {
         let expected = shown.data.len_bytes();
         let before = store.load(&r.key, t).await.expect("load").expect("live");
         c.data_limit = Some(expected - 1);
-        match store.save(&r.key, v, &c, t).await {
+        match store.save(&r.key, Some(v), &c, t).await {
             Err(StoreError::Data(DataError::TooLarge { size, limit })) => {
                 assert_eq!((size, limit), (expected, expected - 1), "step {i}");
             }
@@ -375,7 +386,7 @@ async fn the_data_limit_measures_the_text_the_record_loads_as() {
         assert_eq!(same.data, before.data, "step {i}");
         c.data_limit = Some(expected);
         assert_eq!(
-            store.save(&r.key, v, &c, t).await.expect("save"),
+            store.save(&r.key, Some(v), &c, t).await.expect("save"),
             SaveOutcome::Saved { version: v + 1 },
             "step {i}"
         );
@@ -385,10 +396,10 @@ async fn the_data_limit_measures_the_text_the_record_loads_as() {
     // A structural change at a stale version is a conflict before any size is considered.
     let mut c = ChangeSet::default();
     c.data.insert("big", json!("x".repeat(100)));
-    c.roles = Some(RoleSet::from_iter(["admin"]));
+    c.idle_timeout = Some(Duration::from_secs(60));
     c.data_limit = Some(10);
     assert_eq!(
-        store.save(&r.key, 0, &c, t).await.expect("save"),
+        store.save(&r.key, Some(0), &c, t).await.expect("save"),
         SaveOutcome::Conflict { current_version: 5 }
     );
     // A save that changes no data key is not measured (as in `SessionData::apply`).
@@ -398,7 +409,7 @@ async fn the_data_limit_measures_the_text_the_record_loads_as() {
         ..ChangeSet::default()
     };
     assert_eq!(
-        store.save(&r.key, 5, &c, t).await.expect("save"),
+        store.save(&r.key, Some(5), &c, t).await.expect("save"),
         SaveOutcome::Saved { version: 6 }
     );
     // A gone record stays gone, limit or not.
@@ -407,7 +418,7 @@ async fn the_data_limit_measures_the_text_the_record_loads_as() {
     c.data.insert("big", json!("x".repeat(100)));
     c.data_limit = Some(10);
     assert_eq!(
-        store.save(&r.key, 6, &c, t).await.expect("save"),
+        store.save(&r.key, Some(6), &c, t).await.expect("save"),
         SaveOutcome::Gone
     );
     db.cleanup().await;

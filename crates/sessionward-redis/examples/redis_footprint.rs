@@ -14,8 +14,8 @@ use sessionward_core::{
     ChangeSet, Clock as _, RoleSet, SessionData, SessionHandle, SessionRecord, SessionStore,
     SessionToken, SystemClock, UserId,
 };
-use sessionward_redis::RedisStore;
 use sessionward_redis::redis;
+use sessionward_redis::{RedisStore, SweepConfig};
 
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Chrome/130";
 const PAYLOAD: &str = r#"{"cart":["book-17"],"theme":"dark"}"#;
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let namespace = format!("footprint-{}", std::process::id());
     let store = RedisStore::builder()
         .namespace(&namespace)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .connect(&url)
         .await?;
     let mut conn = redis::Client::open(url.as_str())?
@@ -77,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for key in &keys {
         let mut c = ChangeSet::default();
         c.data.insert("theme", json!("light"));
-        store.save(key, 0, &c, now).await?;
+        store.save(key, Some(0), &c, now).await?;
     }
     let save = started.elapsed();
     let per = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;

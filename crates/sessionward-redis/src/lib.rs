@@ -92,11 +92,13 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+mod connect;
 mod scripts;
 mod store;
 
-pub use sessionward_core::SweeperStatus;
-pub use store::{RedisStore, RedisStoreBuilder};
+pub use connect::RedisStoreBuilder;
+pub use sessionward_core::{SweepConfig, SweeperStatus};
+pub use store::RedisStore;
 
 /// The Redis client this store is built on, re-exported so that a [`redis::Client`] or
 /// [`redis::aio::ConnectionManager`] you hand in is of the same version.

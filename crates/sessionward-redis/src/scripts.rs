@@ -108,7 +108,7 @@ return 1
 ";
 
 /// KEYS: record, expiry index.
-/// ARGV: now, expected version, structural '1'|'0', clear '1'|'0', roles JSON or '',
+/// ARGV: now, expected version or '', check the version '1'|'0', clear '1'|'0',
 /// last_seen or '', absolute expiry or '', idle secs or '', ttl slack, key hex,
 /// data size limit or '', number of set pairs N, N x (field, value), fields to remove...
 /// Returns {0} gone, {1, version} saved, {2, version} conflict, {3, size} data too large
@@ -126,9 +126,9 @@ local now = tonumber(ARGV[1])
 local s, i, x = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
 if now >= expiry(s, i, x) then return {0} end
 if ARGV[3] == '1' and f[1] ~= ARGV[2] then return {2, f[1]} end
-local nset = tonumber(ARGV[12])
-local first_set, last_set = 13, 12 + 2 * nset
-if ARGV[11] ~= '' then
+local nset = tonumber(ARGV[11])
+local first_set, last_set = 12, 11 + 2 * nset
+if ARGV[10] ~= '' then
   local lens = {}
   if ARGV[4] ~= '1' then
     local all = redis.call('HGETALL', rec)
@@ -144,7 +144,7 @@ if ARGV[11] ~= '' then
     n = n + 1
   end
   if n > 1 then size = size + n - 1 end
-  if size > tonumber(ARGV[11]) then return {3, size} end
+  if size > tonumber(ARGV[10]) then return {3, size} end
 end
 if ARGV[4] == '1' then
   local names = redis.call('HKEYS', rec)
@@ -156,23 +156,22 @@ if ARGV[4] == '1' then
 end
 hdel_from(rec, ARGV, last_set + 1, #ARGV)
 hset_from(rec, ARGV, first_set, last_set)
-if ARGV[5] ~= '' then redis.call('HSET', rec, 'r', ARGV[5]) end
-if ARGV[6] ~= '' and tonumber(ARGV[6]) > s then
-  s = tonumber(ARGV[6])
-  redis.call('HSET', rec, 's', ARGV[6])
+if ARGV[5] ~= '' and tonumber(ARGV[5]) > s then
+  s = tonumber(ARGV[5])
+  redis.call('HSET', rec, 's', ARGV[5])
+end
+if ARGV[6] ~= '' then
+  x = tonumber(ARGV[6])
+  redis.call('HSET', rec, 'x', ARGV[6])
 end
 if ARGV[7] ~= '' then
-  x = tonumber(ARGV[7])
-  redis.call('HSET', rec, 'x', ARGV[7])
-end
-if ARGV[8] ~= '' then
-  i = tonumber(ARGV[8])
-  redis.call('HSET', rec, 'i', ARGV[8])
+  i = tonumber(ARGV[7])
+  redis.call('HSET', rec, 'i', ARGV[7])
 end
 local v = redis.call('HINCRBY', rec, 'v', 1)
 local e = expiry(s, i, x)
-redis.call('ZADD', KEYS[2], score(e), member(ARGV[10], f[5]))
-redis.call('EXPIRE', rec, ttl(e, now, tonumber(ARGV[9])))
+redis.call('ZADD', KEYS[2], score(e), member(ARGV[9], f[5]))
+redis.call('EXPIRE', rec, ttl(e, now, tonumber(ARGV[8])))
 return {1, v}
 ";
 

@@ -4,38 +4,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisResult, Value};
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, SharedClock, StoreError, SweepSettings, Sweeper, SweeperStatus,
-    SystemClock, Timestamp, UserId,
+    SessionRecord, SessionStore, StoreError, Sweeper, SweeperStatus, Timestamp, UserId,
 };
 
 use crate::codec::{self, DATA_PREFIX};
+use crate::connect::RedisStoreBuilder;
 use crate::scripts::SCRIPTS;
 
-/// How many expired records one sweeper call deletes (it loops until fewer are left).
-const SWEEP_BATCH: usize = 1_000;
-
-/// The configured namespace cannot be a Redis Cluster hash tag.
-#[derive(Debug)]
-struct InvalidNamespace(String);
-
-impl fmt::Display for InvalidNamespace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid RedisStore namespace {:?}: it must be non-empty and hold no `{{` or `}}` (it becomes the hash tag `{{namespace}}`)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for InvalidNamespace {}
-
 /// Maps a client result to the store's errors.
-fn map_err(e: redis::RedisError) -> StoreError {
+pub(crate) fn map_err(e: redis::RedisError) -> StoreError {
     if e.is_timeout() {
         StoreError::Timeout(Some(Box::new(e)))
     } else {
@@ -83,15 +64,15 @@ fn ttl_secs(expires_at: Timestamp, now: Timestamp, slack: u64) -> u64 {
     left.saturating_add(slack).clamp(1, 1_000_000_000)
 }
 
-struct Inner {
-    conn: ConnectionManager,
+pub(crate) struct Inner {
+    pub(crate) conn: ConnectionManager,
     /// `{namespace}:`, the start of every key.
-    prefix: String,
+    pub(crate) prefix: String,
     /// The expiry index.
-    expiry_key: String,
-    namespace: String,
-    timeout: Duration,
-    ttl_slack: u64,
+    pub(crate) expiry_key: String,
+    pub(crate) namespace: String,
+    pub(crate) timeout: Duration,
+    pub(crate) ttl_slack: u64,
 }
 
 impl Inner {
@@ -112,7 +93,11 @@ impl Inner {
         }
     }
 
-    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
         if limit == 0 {
             return Ok(0);
         }
@@ -134,9 +119,9 @@ impl Inner {
 /// `Arc<dyn SessionStore>`.
 #[derive(Clone)]
 pub struct RedisStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// Dropped with the last clone of the store, which ends the sweeper at once.
-    sweeper: Arc<Sweeper>,
+    pub(crate) sweeper: Arc<Sweeper>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -177,271 +162,6 @@ impl RedisStore {
     #[must_use]
     pub fn sweeper(&self) -> SweeperStatus {
         self.sweeper.status()
-    }
-}
-
-/// Builds a [`RedisStore`].
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use sessionward_redis::RedisStore;
-///
-/// # async fn run() -> Result<(), sessionward_core::StoreError> {
-/// let store = RedisStore::builder()
-///     .namespace("myapp-sessions")
-///     .timeout(Duration::from_millis(500))
-///     .connect("redis://127.0.0.1:6379")
-///     .await?;
-/// # let _ = store; Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct RedisStoreBuilder {
-    namespace: String,
-    connect_timeout: Duration,
-    timeout: Duration,
-    reconnect_retries: usize,
-    ttl_slack: Duration,
-    sweep_interval: Option<Duration>,
-    clock: SharedClock,
-}
-
-impl fmt::Debug for RedisStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStoreBuilder")
-            .field("namespace", &self.namespace)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("timeout", &self.timeout)
-            .field("reconnect_retries", &self.reconnect_retries)
-            .field("ttl_slack", &self.ttl_slack)
-            .field("sweep_interval", &self.sweep_interval)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for RedisStoreBuilder {
-    fn default() -> Self {
-        Self {
-            namespace: "sessionward".to_owned(),
-            connect_timeout: Duration::from_secs(2),
-            timeout: Duration::from_secs(2),
-            reconnect_retries: 2,
-            ttl_slack: Duration::from_secs(60),
-            sweep_interval: Some(Duration::from_secs(60)),
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
-impl RedisStoreBuilder {
-    /// The namespace, so that several apps (or test runs) share one Redis: every key starts
-    /// with `{namespace}:`, which is also the Redis Cluster hash tag of every key. It must be
-    /// non-empty and hold no `{` or `}`. Default: `sessionward`.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), sessionward_core::StoreError> {
-    /// let store = sessionward_redis::RedisStore::builder()
-    ///     .namespace("shop")
-    ///     .connect("redis://127.0.0.1:6379")
-    ///     .await?;
-    /// assert_eq!(store.namespace(), "shop");
-    /// # Ok(()) }
-    /// ```
-    #[must_use]
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
-        self
-    }
-
-    /// How long one connection attempt may take. Default: 2 s.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// let builder = sessionward_redis::RedisStore::builder().connect_timeout(Duration::from_secs(1));
-    /// ```
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// The deadline of every store operation (and of every Redis response): past it the
-    /// operation fails with [`StoreError::Timeout`]. A write that timed out may or may not have
-    /// been applied. Default: 2 s.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// let builder = sessionward_redis::RedisStore::builder().timeout(Duration::from_millis(300));
-    /// ```
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How many times the client retries a lost connection (with a jittered exponential delay
-    /// from 50 ms up to 500 ms) before the waiting operations fail; the next operation then
-    /// tries again. Default: 2.
-    ///
-    /// ```no_run
-    /// let builder = sessionward_redis::RedisStore::builder().reconnect_retries(0);
-    /// ```
-    #[must_use]
-    pub fn reconnect_retries(mut self, retries: usize) -> Self {
-        self.reconnect_retries = retries;
-        self
-    }
-
-    /// How long Redis keeps a record past its expiry before its TTL removes it. Expiry itself
-    /// is decided by the caller's clock on every operation; the slack covers clock skew between
-    /// app servers (a server whose clock is behind must not see its sessions vanish early) and
-    /// leaves `delete_expired` something to count. Default: 60 s.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// let builder = sessionward_redis::RedisStore::builder().ttl_slack(Duration::from_secs(300));
-    /// ```
-    #[must_use]
-    pub fn ttl_slack(mut self, slack: Duration) -> Self {
-        self.ttl_slack = slack;
-        self
-    }
-
-    /// How often the background sweeper calls
-    /// [`delete_expired`](SessionStore::delete_expired), which trims the expiry and user
-    /// indexes (Redis TTLs remove the records themselves). Default: 60 s.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// let builder = sessionward_redis::RedisStore::builder().sweep_interval(Duration::from_secs(300));
-    /// ```
-    #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = Some(every.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// Turns the background sweeper off (call
-    /// [`delete_expired`](SessionStore::delete_expired) yourself, e.g. from one job for a
-    /// fleet).
-    ///
-    /// ```no_run
-    /// let builder = sessionward_redis::RedisStore::builder().without_sweeper();
-    /// ```
-    #[must_use]
-    pub fn without_sweeper(mut self) -> Self {
-        self.sweep_interval = None;
-        self
-    }
-
-    /// The clock the sweeper reads. Default: the system clock.
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// let builder = sessionward_redis::RedisStore::builder()
-    ///     .clock(Arc::new(sessionward_core::SystemClock));
-    /// ```
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    fn manager_config(&self) -> ConnectionManagerConfig {
-        ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(self.reconnect_retries)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
-    }
-
-    /// Connects to the Redis at `url` and builds the store.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] for a malformed URL, an invalid namespace or a refused
-    /// connection; [`StoreError::Timeout`] if Redis does not answer in time.
-    pub async fn connect(self, url: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(map_err)?;
-        self.connect_client(client).await
-    }
-
-    /// Connects with a [`redis::Client`] you configured (TLS, credentials, RESP3) and builds
-    /// the store. The connection is checked before this returns.
-    ///
-    /// # Errors
-    /// As [`connect`](Self::connect).
-    pub async fn connect_client(self, client: redis::Client) -> Result<RedisStore, StoreError> {
-        self.check_namespace()?;
-        let config = self.manager_config();
-        // Every attempt is bounded by the connect timeout; the retries add their delays.
-        let retries = u32::try_from(self.reconnect_retries).unwrap_or(u32::MAX);
-        let deadline = (self.connect_timeout + Duration::from_millis(500))
-            .saturating_mul(retries.saturating_add(1));
-        let conn = match tokio::time::timeout(
-            deadline,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(map_err(e)),
-            Err(elapsed) => return Err(StoreError::Timeout(Some(Box::new(elapsed)))),
-        };
-        self.build_with(conn)
-    }
-
-    /// Builds the store without connecting: the first operation connects. Lets an app start
-    /// while Redis is still coming up (its requests fail with a [`StoreError`] until then).
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] for an invalid namespace.
-    pub fn connect_lazy(self, client: redis::Client) -> Result<RedisStore, StoreError> {
-        self.check_namespace()?;
-        let conn = ConnectionManager::new_lazy_with_config(client, self.manager_config())
-            .map_err(map_err)?;
-        self.build_with(conn)
-    }
-
-    /// Builds the store on a [`ConnectionManager`] you made (and configured: its response
-    /// timeout and retries are yours; this store still applies its own
-    /// [`timeout`](Self::timeout) to every operation).
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] for an invalid namespace.
-    pub fn build_with(self, conn: ConnectionManager) -> Result<RedisStore, StoreError> {
-        self.check_namespace()?;
-        let prefix = format!("{{{}}}:", self.namespace);
-        let inner = Arc::new(Inner {
-            conn,
-            expiry_key: format!("{prefix}x"),
-            prefix,
-            namespace: self.namespace,
-            timeout: self.timeout,
-            ttl_slack: self.ttl_slack.as_secs(),
-        });
-        let settings = SweepSettings {
-            store: "RedisStore",
-            every: self.sweep_interval,
-            batch: SWEEP_BATCH,
-            clock: self.clock,
-        };
-        let sweeper = Sweeper::start(
-            &inner,
-            settings,
-            |inner: Arc<Inner>, now, batch| async move { inner.delete_expired(now, batch).await },
-        );
-        Ok(RedisStore {
-            inner,
-            sweeper: Arc::new(sweeper),
-        })
-    }
-
-    fn check_namespace(&self) -> Result<(), StoreError> {
-        let ns = &self.namespace;
-        if ns.is_empty() || ns.contains(['{', '}']) {
-            return Err(StoreError::backend(InvalidNamespace(ns.clone())));
-        }
-        Ok(())
     }
 }
 
@@ -487,7 +207,7 @@ impl SessionStore for RedisStore {
     async fn save(
         &self,
         key: &SessionKey,
-        expected_version: u64,
+        expected_version: Option<u64>,
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
@@ -496,21 +216,15 @@ impl SessionStore for RedisStore {
         let opt = |v: Option<i64>| v.map_or_else(String::new, |n| n.to_string());
         let data = &changes.data;
         // As in `SessionData::apply`, a save that changes no data key is never refused for
-        // size (a record over a lowered limit can still be touched or have its roles changed).
+        // size (a record over a lowered limit can still be touched or have its lifetime changed).
         let limit = changes.data_limit.filter(|_| !data.is_empty());
         let mut inv = SCRIPTS.save.prepare_invoke();
         inv.key(inner.record_key(key))
             .key(&inner.expiry_key)
             .arg(now.unix())
-            .arg(expected_version)
-            .arg(flag(changes.is_structural()))
+            .arg(expected_version.map_or_else(String::new, |v| v.to_string()))
+            .arg(flag(changes.is_structural() && expected_version.is_some()))
             .arg(flag(data.clear))
-            .arg(
-                changes
-                    .roles
-                    .as_ref()
-                    .map_or_else(String::new, codec::roles_json),
-            )
             .arg(opt(changes.last_seen_at.map(Timestamp::unix)))
             .arg(opt(changes.absolute_expires_at.map(Timestamp::unix)))
             .arg(
@@ -737,20 +451,6 @@ mod tests {
         assert_eq!(
             ttl_secs(Timestamp::from_unix(i64::MAX), t, 60),
             1_000_000_000
-        );
-    }
-
-    #[test]
-    fn namespace_must_make_a_hash_tag() {
-        for bad in ["", "a{b", "a}b", "{x}"] {
-            let b = RedisStore::builder().namespace(bad).without_sweeper();
-            assert!(b.check_namespace().is_err(), "accepted {bad:?}");
-        }
-        assert!(
-            RedisStore::builder()
-                .namespace("app-1:sessions")
-                .check_namespace()
-                .is_ok()
         );
     }
 

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use common::RedisServer;
 use serde_json::json;
+use sessionward_conformance::fixtures;
 use sessionward_core::{
-    ChangeSet, Clock as _, SessionHandle, SessionRecord, SessionStore, SessionToken, StoreError,
-    SystemClock, Timestamp, UserId,
+    ChangeSet, Clock as _, SessionRecord, SessionStore, SessionToken, StoreError, SystemClock,
+    Timestamp, UserId,
 };
-use sessionward_redis::RedisStore;
+use sessionward_redis::{RedisStore, SweepConfig};
 
 /// The store's deadline per operation in this test.
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
@@ -22,15 +23,12 @@ const FAST: Duration = Duration::from_secs(3);
 const HANG: Duration = Duration::from_secs(10);
 
 fn record(at: Timestamp) -> SessionRecord {
-    let mut r = SessionRecord::new(
-        SessionToken::generate().expect("rng").key(),
-        SessionHandle::generate().expect("rng"),
+    fixtures::record_lasting(
+        Some("faulty"),
         at,
         Duration::from_secs(600),
         Duration::from_secs(3600),
-    );
-    r.user = Some(UserId::from("faulty"));
-    r
+    )
 }
 
 /// Runs one store operation under the test's hang bound; returns its result and duration.
@@ -66,7 +64,7 @@ async fn all_fail_fast(store: &RedisStore, live: &SessionRecord, phase: &str) ->
     }
     check!("load", store.load(&live.key, t));
     check!("create", store.create(&record(t)));
-    check!("save", store.save(&live.key, 0, &change, t));
+    check!("save", store.save(&live.key, Some(0), &change, t));
     check!("touch", store.touch(&live.key, t));
     check!("rotate", store.rotate(&live.key, None, &record(t), t));
     check!("delete", store.delete(&live.key));
@@ -108,7 +106,7 @@ async fn dead_then_restarted_redis() {
         .timeout(OP_TIMEOUT)
         .connect_timeout(Duration::from_millis(300))
         .reconnect_retries(1)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .connect(&server.url())
         .await
         .expect("connect");
@@ -143,7 +141,7 @@ async fn dead_then_restarted_redis() {
     let mut change = ChangeSet::default();
     change.data.insert("after", json!("restart"));
     let out = store
-        .save(&r2.key, 0, &change, t)
+        .save(&r2.key, Some(0), &change, t)
         .await
         .expect("save after restart");
     assert!(
@@ -175,7 +173,7 @@ async fn frozen_then_thawed_redis() {
         .timeout(OP_TIMEOUT)
         .connect_timeout(Duration::from_millis(300))
         .reconnect_retries(1)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .connect(&server.url())
         .await
         .expect("connect");
@@ -222,7 +220,7 @@ async fn lazy_store_starts_before_redis() {
         .timeout(OP_TIMEOUT)
         .connect_timeout(Duration::from_millis(300))
         .reconnect_retries(0)
-        .without_sweeper()
+        .sweep(SweepConfig::disabled())
         .connect_lazy(client)
         .expect("a lazy store needs no server");
     let t = SystemClock.now();

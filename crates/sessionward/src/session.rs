@@ -903,7 +903,7 @@ impl Session {
                 // when the record changed between its check and its answer: try again.
                 let mut gone = false;
                 for _ in 0..Self::ATTEMPTS {
-                    match store.save(&key, 0, &changes, now).await? {
+                    match store.save(&key, None, &changes, now).await? {
                         SaveOutcome::Saved { .. } => {
                             return Ok(Outcome {
                                 wrote: true,
@@ -936,7 +936,7 @@ impl Session {
             } => {
                 let mut expected = version;
                 for _ in 0..Self::ATTEMPTS {
-                    match store.save(&key, expected, &changes, now).await? {
+                    match store.save(&key, Some(expected), &changes, now).await? {
                         SaveOutcome::Saved { .. } => {
                             return Ok(Outcome {
                                 issued: reissue_token

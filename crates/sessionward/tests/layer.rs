@@ -346,7 +346,7 @@ async fn full_store_is_503() {
     let clock = sessionward::TestClock::new(sessionward::Timestamp::from_unix(1_800_000_000));
     let store = sessionward::MemoryStore::builder()
         .max_sessions(1)
-        .without_sweeper()
+        .sweep(sessionward_memory::SweepConfig::disabled())
         .build();
     let config = SessionConfig::builder()
         .clock(Arc::new(clock))
@@ -1027,7 +1027,7 @@ async fn sign_in_racing_a_save_keeps_the_saved_data() {
     c.data.insert("late", serde_json::json!(true));
     app.store
         .inner
-        .save(&key, stale.version, &c, app.clock.now())
+        .save(&key, Some(stale.version), &c, app.clock.now())
         .await
         .expect("save");
     let v = app

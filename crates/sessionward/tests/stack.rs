@@ -30,7 +30,7 @@ async fn visits(req: Request<String>) -> Result<Response<String>, Infallible> {
 async fn works_in_a_plain_tower_stack_without_axum() {
     let store = TestStore::new();
     let svc = ServiceBuilder::new()
-        .layer(SessionLayer::new(store.clone()))
+        .layer(SessionLayer::new(store.forwarding()))
         .service_fn(visits);
     let res = svc
         .clone()
@@ -77,7 +77,7 @@ fn guarded_app() -> (Router, TestStore) {
         )
         .route("/page", get(|| async { "page" }))
         .layer(CrossOriginGuard::new().trust_origin("https://partner.example"))
-        .layer(SessionLayer::new(store.clone()));
+        .layer(SessionLayer::new(store.forwarding()));
     (app, store)
 }
 

@@ -9,32 +9,15 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sessionward_core::{SessionHandle, SessionRecord, SessionToken, Timestamp, UserId};
-use sessionward_postgres::PostgresStore;
+use sessionward_postgres::{PostgresStore, SweepConfig};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, PgPool};
 
-/// Whether a missing service must fail the test rather than skip it (set by the CI script).
-pub fn services_required() -> bool {
-    std::env::var("SESSIONWARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
+use sessionward_conformance::services::{require_env, skip};
 
-/// Skips (prints why and returns `None`) or, when services are required, panics.
-pub fn skip<T>(why: &str) -> Option<T> {
-    assert!(
-        !services_required(),
-        "SESSIONWARD_REQUIRE_SERVICES=1 but {why}"
-    );
-    eprintln!("skipped: {why}");
-    None
-}
-
-/// `DATABASE_URL`, or a skip.
+/// `DATABASE_URL` (e.g. postgres://postgres@127.0.0.1:5432/test), or a skip.
 pub fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => skip("DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"),
-    }
+    require_env("postgres", "DATABASE_URL")
 }
 
 /// A name unique to this process and call, safe as an unquoted identifier.
@@ -148,7 +131,7 @@ impl TestDb {
         let (schema, pool) = self.schema_pool(5).await;
         let store = PostgresStore::builder(pool)
             .operation_timeout(Duration::from_secs(30))
-            .without_sweeper()
+            .sweep(SweepConfig::disabled())
             .build();
         store.migrate().await.expect("migrate");
         (schema, store)
@@ -204,18 +187,9 @@ impl TestDb {
     }
 }
 
-/// A signed-in or anonymous record created at `at`.
-pub fn record(user: Option<&str>, at: Timestamp) -> SessionRecord {
-    let mut r = SessionRecord::new(
-        SessionToken::generate().expect("rng").key(),
-        SessionHandle::generate().expect("rng"),
-        at,
-        Duration::from_secs(30 * 60),
-        Duration::from_secs(12 * 3600),
-    );
-    r.user = user.map(UserId::from);
-    r
-}
+/// A signed-in or anonymous record created at `at` (30 min idle, 12 h absolute).
+#[allow(unused_imports)] // Each test file uses its own part of this module.
+pub use sessionward_conformance::fixtures::record;
 
 /// Runs `cmd` to completion within `limit`, killing it past that. Returns whether it
 /// succeeded.
@@ -283,6 +257,7 @@ impl Cluster {
     pub fn start_new() -> Option<Self> {
         let Some(bin) = pg_bin() else {
             return skip(
+                "cluster",
                 "no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql",
             );
         };

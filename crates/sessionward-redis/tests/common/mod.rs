@@ -9,20 +9,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Whether the environment demands that service-backed tests run (`scripts/test.sh` sets it).
-pub fn services_required() -> bool {
-    std::env::var("SESSIONWARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-/// Skips (with a reason on stderr) or, when services are required, panics.
-pub fn skip_or_panic(test: &str, reason: &str) {
-    assert!(
-        !services_required(),
-        "{test}: {reason}, and SESSIONWARD_REQUIRE_SERVICES=1 forbids skipping"
-    );
-    eprintln!("{test}: SKIPPED: {reason}");
-}
-
 /// A unique suffix for names (namespaces, temp dirs) of this run.
 pub fn unique(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -44,7 +30,7 @@ pub struct RedisServer {
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl RedisServer {
-    /// Starts a server; `None` (after `skip_or_panic`) if there is no `redis-server` binary.
+    /// Starts a server; `None` (after a `skip`) if there is no `redis-server` binary.
     pub fn start(test: &str) -> Option<Self> {
         let port = free_port();
         let dir = std::env::temp_dir().join(unique("sessionward-redis-test"));
@@ -58,8 +44,7 @@ impl RedisServer {
             Ok(true) => Some(server),
             Ok(false) => panic!("{test}: redis-server on port {port} did not answer PING"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                skip_or_panic(test, "no `redis-server` binary on PATH");
-                None
+                sessionward_conformance::services::skip(test, "no `redis-server` binary on PATH")
             }
             Err(e) => panic!("{test}: could not start redis-server: {e}"),
         }

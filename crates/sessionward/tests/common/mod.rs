@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -19,125 +17,50 @@ use sessionward::{
     RequireAuth, RequireFreshAuth, RequireRole, Session, SessionConfig, SessionError,
     SessionHandle, SessionLayer, Sessions, TestClock, Timestamp, role,
 };
-use sessionward_core::{
-    ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionKey, SessionRecord, SessionStore,
-    StoreError, UserId,
-};
+use sessionward_conformance::{CallLog, ForwardingStore};
 use sessionward_memory::MemoryStore;
 use tower::ServiceExt as _;
 
 role!(pub Admin = "admin");
 
-/// A store that counts calls per operation and fails on demand.
+/// A memory store behind the conformance kit's forwarding store, which counts calls per
+/// operation and fails on demand; the layer gets [`TestStore::forwarding`].
 #[derive(Debug, Clone)]
 pub struct TestStore {
     pub inner: MemoryStore,
-    calls: Arc<Mutex<BTreeMap<&'static str, usize>>>,
-    failing: Arc<AtomicBool>,
+    forwarding: ForwardingStore<MemoryStore, CallLog>,
 }
 
 impl TestStore {
     pub fn new() -> Self {
+        let inner = MemoryStore::builder()
+            .sweep(sessionward_memory::SweepConfig::disabled())
+            .build();
         Self {
-            inner: MemoryStore::builder().without_sweeper().build(),
-            calls: Arc::default(),
-            failing: Arc::default(),
+            forwarding: ForwardingStore::new(inner.clone(), CallLog::default()),
+            inner,
         }
+    }
+
+    /// The counting, failing store to hand to the layer.
+    pub fn forwarding(&self) -> ForwardingStore<MemoryStore, CallLog> {
+        self.forwarding.clone()
     }
 
     pub fn calls(&self) -> BTreeMap<&'static str, usize> {
-        self.calls.lock().expect("lock").clone()
+        self.forwarding.hook().calls()
     }
 
     pub fn total_calls(&self) -> usize {
-        self.calls().values().sum()
+        self.forwarding.hook().total()
     }
 
     pub fn reset_calls(&self) {
-        self.calls.lock().expect("lock").clear();
+        self.forwarding.hook().reset();
     }
 
     pub fn fail(&self, on: bool) {
-        self.failing.store(on, Ordering::SeqCst);
-    }
-
-    fn enter(&self, op: &'static str) -> Result<(), StoreError> {
-        *self.calls.lock().expect("lock").entry(op).or_default() += 1;
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::backend(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "test store is down",
-            )));
-        }
-        Ok(())
-    }
-}
-
-#[sessionward_core::async_trait]
-impl SessionStore for TestStore {
-    async fn create(&self, r: &SessionRecord) -> Result<(), StoreError> {
-        self.enter("create")?;
-        self.inner.create(r).await
-    }
-    async fn load(
-        &self,
-        k: &SessionKey,
-        now: Timestamp,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        self.enter("load")?;
-        self.inner.load(k, now).await
-    }
-    async fn save(
-        &self,
-        k: &SessionKey,
-        v: u64,
-        c: &ChangeSet,
-        now: Timestamp,
-    ) -> Result<SaveOutcome, StoreError> {
-        self.enter("save")?;
-        self.inner.save(k, v, c, now).await
-    }
-    async fn touch(&self, k: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
-        self.enter("touch")?;
-        self.inner.touch(k, now).await
-    }
-    async fn rotate(
-        &self,
-        o: &SessionKey,
-        v: Option<u64>,
-        n: &SessionRecord,
-        now: Timestamp,
-    ) -> Result<RotateOutcome, StoreError> {
-        self.enter("rotate")?;
-        self.inner.rotate(o, v, n, now).await
-    }
-    async fn delete(&self, k: &SessionKey) -> Result<bool, StoreError> {
-        self.enter("delete")?;
-        self.inner.delete(k).await
-    }
-    async fn delete_by_user(&self, u: &UserId, e: Option<&SessionKey>) -> Result<u64, StoreError> {
-        self.enter("delete_by_user")?;
-        self.inner.delete_by_user(u, e).await
-    }
-    async fn list_by_user(
-        &self,
-        u: &UserId,
-        now: Timestamp,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.enter("list_by_user")?;
-        self.inner.list_by_user(u, now).await
-    }
-    async fn set_roles_for_user(&self, u: &UserId, r: &RoleSet) -> Result<u64, StoreError> {
-        self.enter("set_roles_for_user")?;
-        self.inner.set_roles_for_user(u, r).await
-    }
-    async fn delete_by_handle(&self, u: &UserId, h: &SessionHandle) -> Result<bool, StoreError> {
-        self.enter("delete_by_handle")?;
-        self.inner.delete_by_handle(u, h).await
-    }
-    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
-        self.enter("delete_expired")?;
-        self.inner.delete_expired(now, limit).await
+        self.forwarding.hook().fail(on);
     }
 }
 
@@ -383,7 +306,7 @@ impl TestApp {
             .build()
             .expect("valid test config");
         let store = TestStore::new();
-        let layer = SessionLayer::with_config(store.clone(), config);
+        let layer = SessionLayer::with_config(store.forwarding(), config);
         Self {
             router: routes().layer(layer.clone()),
             store,
