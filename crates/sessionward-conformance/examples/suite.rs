@@ -42,8 +42,16 @@ async fn main() -> ExitCode {
     for (name, why) in &report.failed {
         println!("FAILED {name}: {why}");
     }
-    println!("{} of {} cases passed", report.total - report.failed.len(), report.total);
-    if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    println!(
+        "{} of {} cases passed",
+        report.total - report.failed.len(),
+        report.total
+    );
+    if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// The suite against Redis, each case in a namespace of its own; the run's keys are deleted
@@ -51,7 +59,9 @@ async fn main() -> ExitCode {
 async fn against_redis(url: &str) -> Result<Report, redis::RedisError> {
     let client = redis::Client::open(url)?;
     let manager = redis::aio::ConnectionManager::new(client).await?;
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
     let run = format!("swconf-{}-{}", since_epoch.as_millis(), std::process::id());
     let next = AtomicUsize::new(0);
     let report = run_cases(CASES, || {
@@ -66,10 +76,15 @@ async fn against_redis(url: &str) -> Result<Report, redis::RedisError> {
     // Every key of a store starts with `{namespace}:`. (KEYS is fine on a test server; a
     // shared one would want SCAN.)
     let mut conn = manager;
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{{{run}-*")).query_async(&mut conn).await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{run}-*"))
+        .query_async(&mut conn)
+        .await?;
     if !keys.is_empty() {
-        redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await?;
+        redis::cmd("DEL")
+            .arg(&keys)
+            .query_async::<()>(&mut conn)
+            .await?;
     }
     Ok(report)
 }
