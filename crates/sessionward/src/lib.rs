@@ -121,4 +121,6 @@ pub use sessionward_core::{
     Clock, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError, SystemClock, TestClock,
     Timestamp, UserId,
 };
-pub use sessionward_memory::{MemoryStore, PerUserLimit};
+// The embedded store (feature `memory`, on by default).
+#[cfg(feature = "memory")]
+pub use sessionward_memory::{MemoryStore, MemoryStoreBuilder, PerUserLimit};
