@@ -9,8 +9,9 @@ use http::request::Parts;
 use sessionward_core::{RoleSet, SessionHandle, UserId};
 
 use crate::error::SessionError;
-use crate::rejection::MissingSessionLayer;
+use crate::events;
 use crate::info::SessionInfo;
+use crate::rejection::MissingSessionLayer;
 use crate::session::Session;
 use crate::shared::Shared;
 
@@ -26,7 +27,10 @@ use crate::shared::Shared;
 ///
 /// role!(Admin = "admin");
 ///
-/// async fn demote(_: RequireRole<Admin>, sessions: Sessions) -> Result<(), sessionward::SessionError> {
+/// async fn demote(
+///     _: RequireRole<Admin>,
+///     sessions: Sessions,
+/// ) -> Result<(), sessionward::SessionError> {
 ///     sessions.set_roles(&"alice".into(), ["user"]).await?;
 ///     Ok(())
 /// }
@@ -68,7 +72,7 @@ impl Sessions {
     /// [`SessionError::Store`].
     pub async fn revoke_user(&self, user: &UserId) -> Result<u64, SessionError> {
         let n = self.shared.store.delete_by_user(user, None).await?;
-        tracing::info!(target: "sessionward", event = "session.revoked", sessions = n, "sessions of a user revoked");
+        events::revoked(n);
         Ok(n)
     }
 
@@ -96,7 +100,7 @@ impl Sessions {
     ) -> Result<u64, SessionError> {
         let roles: RoleSet = roles.into_iter().collect();
         let n = self.shared.store.set_roles_for_user(user, &roles).await?;
-        tracing::info!(target: "sessionward", event = "session.roles_changed", sessions = n, "roles of a user's sessions changed");
+        events::roles_changed(n);
         Ok(n)
     }
 }

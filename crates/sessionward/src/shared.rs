@@ -1,5 +1,5 @@
-//! What a [`Session`](crate::Session) and the admin handle [`Sessions`](crate::Sessions) share:
-//! the store and the configuration. A leaf: it imports neither.
+//! What a [`Session`](crate::Session) and the admin handle [`Sessions`](crate::Sessions)
+//! share: the store and the configuration. A leaf: it imports neither.
 
 use std::sync::Arc;
 

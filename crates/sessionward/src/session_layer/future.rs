@@ -13,6 +13,9 @@ use crate::session::{Finish, Session};
 pin_project! {
     /// The response future of [`SessionService`](crate::SessionService).
     ///
+    /// [`SessionLayer`](crate::SessionLayer) -> [`SessionService`](crate::SessionService) ->
+    /// this future -> the session's plan, commit and response.
+    ///
     /// It polls the inner service's future, then completes the session. When there is nothing
     /// to write (the route never used the session, or only read it) that happens in place,
     /// with no allocation; store writes run in a boxed future.
