@@ -90,6 +90,7 @@
 //!     Ok(Response::new(format!("visit {}", visits + 1)))
 //! }
 //! ```
+#![doc = include_str!("../../../docs/architecture.md")]
 #![forbid(unsafe_code)]
 
 mod admin;
