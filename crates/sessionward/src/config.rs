@@ -123,10 +123,6 @@ pub enum ConfigError {
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     pub(crate) cookie_name: Arc<str>,
-    pub(crate) secure: bool,
-    pub(crate) same_site: SameSite,
-    pub(crate) path: Arc<str>,
-    pub(crate) domain: Option<Arc<str>>,
     pub(crate) persistent: bool,
     pub(crate) idle_timeout: Duration,
     pub(crate) absolute_timeout: Duration,
@@ -464,10 +460,6 @@ impl SessionConfigBuilder {
         );
         Ok(SessionConfig {
             cookie_name: Arc::from(self.cookie_name),
-            secure: self.secure,
-            same_site: self.same_site,
-            path: Arc::from(self.path),
-            domain: self.domain.map(Arc::from),
             persistent: self.persistent,
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,

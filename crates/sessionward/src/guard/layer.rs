@@ -47,7 +47,7 @@ impl CrossOriginGuard {
     /// port, compared case-insensitively).
     #[must_use]
     pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
-        self.trusted.trust(origin.into());
+        self.trusted.trust(&origin.into());
         self
     }
 

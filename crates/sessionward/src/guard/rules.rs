@@ -24,7 +24,7 @@ impl fmt::Debug for Rules {
 
 impl Rules {
     /// Also accepts requests from `origin`.
-    pub(crate) fn trust(&mut self, origin: String) {
+    pub(crate) fn trust(&mut self, origin: &str) {
         let origin = origin.trim_end_matches('/').to_ascii_lowercase();
         Arc::make_mut(&mut self.trusted).push(origin);
     }
