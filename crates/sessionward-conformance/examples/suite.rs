@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sessionward_conformance::{CASES, Report, run_cases};
-use sessionward_core::SessionStore;
+use sessionward_core::{SessionStore, SweepConfig};
 use sessionward_memory::MemoryStore;
 use sessionward_redis::{RedisStore, redis};
 
@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
         Err(_) => {
             eprintln!("REDIS_URL is not set: running against MemoryStore");
             run_cases(CASES, || async {
-                Arc::new(MemoryStore::builder().without_sweeper().build()) as Arc<dyn SessionStore>
+                Arc::new(MemoryStore::builder().sweep(SweepConfig::disabled()).build()) as Arc<dyn SessionStore>
             })
             .await
         }
@@ -67,7 +67,7 @@ async fn against_redis(url: &str) -> Result<Report, redis::RedisError> {
     let report = run_cases(CASES, || {
         let store = RedisStore::builder()
             .namespace(format!("{run}-{}", next.fetch_add(1, Ordering::Relaxed)))
-            .without_sweeper()
+            .sweep(SweepConfig::disabled())
             .build_with(manager.clone())
             .expect("the namespace is valid");
         async move { Arc::new(store) as Arc<dyn SessionStore> }
