@@ -168,8 +168,8 @@ fn refused(outcome: &SignIn) -> Option<(StatusCode, String, Option<u64>)> {
     }
 }
 
-fn refusal_page(title: &str, status: StatusCode, body: &str, retry: Option<u64>) -> Response {
-    let res = (status, page(title, body)).into_response();
+/// `res` with `Retry-After` when there is a wait to tell.
+fn with_retry(res: Response, retry: Option<u64>) -> Response {
     match retry {
         Some(secs) => with_retry_after(res, secs),
         None => res,
@@ -186,12 +186,8 @@ async fn login(
     let Some((status, message, retry)) = refused(&outcome) else {
         return Ok(Redirect::to("/").into_response());
     };
-    Ok(refusal_page(
-        "Sign in",
-        status,
-        &sign_in_form(Some(&message)),
-        retry,
-    ))
+    let res = (status, page("Sign in", &sign_in_form(Some(&message)))).into_response();
+    Ok(with_retry(res, retry))
 }
 
 async fn logout(session: Session) -> Redirect {
@@ -253,8 +249,12 @@ async fn step_up(
     action: &str,
     hidden: &[(&str, &str)],
 ) -> Result<Result<Option<RequireAuth>, Response>, SessionError> {
-    if fresh.is_ok() {
-        return Ok(Ok(auth));
+    match fresh {
+        Ok(_) => return Ok(Ok(auth)),
+        Err(AuthRejection::ReauthenticationRequired) => {}
+        Err(AuthRejection::Unauthenticated) => return Ok(Ok(None)),
+        // The store failed (503): never a pass, never a password form.
+        Err(other) => return Ok(Err(other.into_response())),
     }
     let Some(auth) = auth else {
         return Ok(Ok(None));
@@ -273,12 +273,8 @@ async fn step_up(
         } else {
             message
         };
-        let body = step_up_page(action, hidden, Some(&message)).0;
-        let res = (status, Html(body)).into_response();
-        return Ok(Err(match retry {
-            Some(secs) => with_retry_after(res, secs),
-            None => res,
-        }));
+        let res = (status, step_up_page(action, hidden, Some(&message))).into_response();
+        return Ok(Err(with_retry(res, retry)));
     }
     Ok(Ok(Some(auth)))
 }
