@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use sessionward::{
-    AuthRejection, Clock as _, RequireAuth, RequireFreshAuth, RequireRole, Session, SessionError,
+    AuthRejection, RequireAuth, RequireFreshAuth, RequireRole, Session, SessionError,
     SessionHandle, Sessions,
 };
 
@@ -137,18 +137,21 @@ pub(crate) fn with_retry_after(mut res: Response, secs: u64) -> Response {
 }
 
 /// The roles of a successful sign-in, or the JSON response of one that did not succeed.
-fn accepted(outcome: SignIn) -> Result<Vec<String>, Response> {
+fn accepted(outcome: SignIn) -> Result<Vec<String>, Box<Response>> {
     match outcome {
         SignIn::Ok(roles) => Ok(roles),
-        SignIn::Invalid => Err(error(StatusCode::UNAUTHORIZED, "invalid_credentials")),
-        SignIn::Throttled(wait) => Err(with_retry_after(
+        SignIn::Invalid => Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        ))),
+        SignIn::Throttled(wait) => Err(Box::new(with_retry_after(
             error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             retry_after_secs(wait),
-        )),
-        SignIn::Busy => Err(with_retry_after(
+        ))),
+        SignIn::Busy => Err(Box::new(with_retry_after(
             error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
             1,
-        )),
+        ))),
     }
 }
 
@@ -160,7 +163,7 @@ async fn login(
 ) -> Result<Response, SessionError> {
     let roles = match accepted(sign_in(&state, &session, &creds, client).await?) {
         Ok(roles) => roles,
-        Err(res) => return Ok(res),
+        Err(res) => return Ok(*res),
     };
     Ok(Json(json!({ "username": creds.username, "roles": roles })).into_response())
 }
@@ -173,7 +176,7 @@ async fn token(
 ) -> Result<Response, SessionError> {
     let roles = match accepted(sign_in(&state, &session, &creds, client).await?) {
         Ok(roles) => roles,
-        Err(res) => return Ok(res),
+        Err(res) => return Ok(*res),
     };
     // Taking the token makes the layer send no cookie: this client carries a bearer token.
     // A browser that already holds a session cookie gets no token: its session stays in the
