@@ -1,5 +1,10 @@
 //! Harness for the end-to-end tests: builds and starts the `demo-app` binary on a free port,
-//! and speaks HTTP to it with explicit cookie handling.
+//! and speaks HTTP to it with explicit cookie handling; [`webdriver`], [`flow`] and [`nginx`]
+//! drive real browsers and a real reverse proxy in front of it.
+
+pub mod flow;
+pub mod nginx;
+pub mod webdriver;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -80,6 +85,17 @@ pub fn demo_binary() -> PathBuf {
         profile_dir().join(format!("demo-app{}", std::env::consts::EXE_SUFFIX))
     })
     .clone()
+}
+
+/// Kills (SIGKILL) the process group `child` leads: the process and everything it started
+/// in that group (a driver's browsers, nginx). Children are started with `process_group(0)`.
+pub fn kill_process_group(child: &Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -238,6 +254,26 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `base` (such as `https://127.0.0.1:PORT` of a proxy in front of an app)
+    /// that trusts the PEM certificate `root_pem` besides the usual roots.
+    ///
+    /// # Panics
+    /// If the certificate cannot be read.
+    #[must_use]
+    pub fn for_base(base: &str, root_pem: Option<&str>) -> Self {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30));
+        if let Some(pem) = root_pem {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes()).expect("a PEM certificate");
+            b = b.add_root_certificate(cert);
+        }
+        Self {
+            base: base.to_owned(),
+            http: b.build().expect("http client"),
+        }
+    }
+
     /// Sends a request; `body` is sent as JSON when given.
     ///
     /// # Panics
@@ -250,6 +286,26 @@ impl Client {
         body: Option<Value>,
         extra: &[(&str, &str)],
     ) -> Reply {
+        let mut headers = extra.to_vec();
+        if body.is_some()
+            && !extra
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|b| b.to_string());
+        self.send_raw(method, path, auth, body, &headers).await
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<String>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         match auth {
             Auth::None => {}
@@ -260,7 +316,7 @@ impl Client {
             req = req.header(*k, HeaderValue::from_str(v).expect("header value"));
         }
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.body(b);
         }
         let res = req.send().await.expect("request sent");
         let status = res.status();
@@ -271,6 +327,24 @@ impl Client {
             headers,
             text,
         }
+    }
+
+    /// POST with a form body (`application/x-www-form-urlencoded`, already encoded), as an
+    /// HTML form sends it.
+    ///
+    /// # Panics
+    /// If the request cannot be sent.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+        form: &str,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+        headers.extend_from_slice(extra);
+        self.send_raw(Method::POST, path, auth, Some(form.to_owned()), &headers)
+            .await
     }
 
     /// GET.
