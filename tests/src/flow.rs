@@ -167,10 +167,16 @@ pub async fn webdriver_flow(browser: &Browser<'_>, label: &str, base: &str) -> O
     browser.wait_for("#login-form").await;
     browser.type_into("#username", "alice").await;
     browser.type_into("#password", "alice-password").await;
+    // The form posts and is redirected (to the signed-in page, or back to the form when the
+    // cookie did not stick): wait for a new document, marked by the old one's flag being
+    // gone, before asking for the signed-in page itself.
+    browser
+        .execute("window.swSubmitted = true; return true;")
+        .await;
     browser.click("#sign-in").await;
-    // The form posts and is redirected; either page ends the navigation. Then the signed-in
-    // page itself is asked for.
-    browser.wait_for_any(&["#welcome", "#login-form"]).await;
+    browser
+        .wait_until("return window.swSubmitted !== true && document.readyState === 'complete';")
+        .await;
     browser.goto(&format!("{base}{SIGNED_IN_PAGE}")).await;
     browser.wait_for_any(&["#welcome", "#login-form"]).await;
     let signed_in = browser.find("#welcome").await.is_some();

@@ -416,6 +416,27 @@ impl Browser<'_> {
             .await
     }
 
+    /// Waits (at most 20 s) until `script` (a function body) returns `true`, ignoring errors
+    /// while a navigation replaces the page.
+    ///
+    /// # Panics
+    /// If it never does.
+    pub async fn wait_until(&self, script: &str) {
+        let url = format!("{}/session/{}/execute/sync", self.driver.base, self.session);
+        let body = json!({ "script": script, "args": [] });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(res) = self.driver.http.post(&url).json(&body).send().await
+                && let Ok(v) = res.json::<Value>().await
+                && v["value"] == Value::Bool(true)
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "`{script}` never became true");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The cookies the browser holds for the current page, as WebDriver reports them.
     pub async fn cookies(&self) -> Vec<Value> {
         self.cmd(reqwest::Method::GET, "/cookie", None)
