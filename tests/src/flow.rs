@@ -265,6 +265,7 @@ pub async fn firefox_flow(bases: &[&str]) -> Option<Vec<Outcome>> {
         .kill_on_drop(true)
         .spawn()
         .expect("start node");
+    let pid = child.id();
     let mut stdout = child.stdout.take().expect("piped stdout");
     let run = tokio::time::timeout(Duration::from_secs(120), async {
         let mut out = String::new();
@@ -273,7 +274,7 @@ pub async fn firefox_flow(bases: &[&str]) -> Option<Vec<Outcome>> {
     })
     .await;
     // node and the Firefox it started share a process group: end all of it.
-    kill_process_group(&child);
+    kill_process_group(pid);
     let (status, out) = run.expect("the Firefox flow did not finish within 120 s");
     assert!(
         status.is_ok_and(|s| s.success()),

@@ -87,10 +87,11 @@ pub fn demo_binary() -> PathBuf {
     .clone()
 }
 
-/// Kills (SIGKILL) the process group `child` leads: the process and everything it started
-/// in that group (a driver's browsers, nginx). Children are started with `process_group(0)`.
-pub fn kill_process_group(child: &Child) {
-    if let Some(pid) = child.id() {
+/// Kills (SIGKILL) the process group led by `pid` (from `Child::id`, `None` once reaped): the
+/// process and everything it started in that group (a driver's browsers, nginx). Children
+/// are started with `process_group(0)`.
+pub fn kill_process_group(pid: Option<u32>) {
+    if let Some(pid) = pid {
         let _ = std::process::Command::new("kill")
             .args(["-KILL", "--", &format!("-{pid}")])
             .stderr(Stdio::null())

@@ -52,7 +52,7 @@ pub struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        kill_process_group(&self.child);
+        kill_process_group(self.child.id());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

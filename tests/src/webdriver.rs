@@ -92,9 +92,9 @@ impl std::fmt::Debug for Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        kill_process_group(&self.child);
+        kill_process_group(self.child.id());
         if let Some(x) = &self.xvfb {
-            kill_process_group(x);
+            kill_process_group(x.id());
         }
     }
 }
