@@ -35,8 +35,20 @@ fi
 # Services the store tests talk to.
 command -v pg_ctlcluster >/dev/null || apt_install postgresql
 command -v redis-server >/dev/null || apt_install redis-server
-# A real browser for the end-to-end browser test.
-apt_install chromium chromium-driver
+# Real browsers and a real reverse proxy for the end-to-end tests (tests/tests/browser.rs,
+# engines.rs, proxy.rs): Chromium + chromedriver, WebKitGTK's WebKitWebDriver under Xvfb,
+# Firefox ESR (driven over WebDriver BiDi by puppeteer-core: there is no geckodriver
+# package) and nginx.
+apt_install chromium chromium-driver firefox-esr webkit2gtk-driver xvfb nginx-light
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+# puppeteer-core, pinned by tests/js/package-lock.json; it never downloads a browser.
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+js_dir="$repo_root/tests/js"
+if [ ! -d "$js_dir/node_modules/puppeteer-core" ] \
+  || [ "$js_dir/package-lock.json" -nt "$js_dir/node_modules/.package-lock.json" ]; then
+  log "installing the Firefox driver's npm packages (tests/js)"
+  (cd "$js_dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   log "starting PostgreSQL"

@@ -1,5 +1,10 @@
 //! Harness for the end-to-end tests: builds and starts the `demo-app` binary on a free port,
-//! and speaks HTTP to it with explicit cookie handling.
+//! and speaks HTTP to it with explicit cookie handling; [`webdriver`], [`flow`] and [`nginx`]
+//! drive real browsers and a real reverse proxy in front of it.
+
+pub mod flow;
+pub mod nginx;
+pub mod webdriver;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -67,6 +72,18 @@ pub fn demo_binary() -> PathBuf {
         profile_dir().join(format!("demo-app{}", std::env::consts::EXE_SUFFIX))
     })
     .clone()
+}
+
+/// Kills (SIGKILL) the process group led by `pid` (from `Child::id`, `None` once reaped): the
+/// process and everything it started in that group (a driver's browsers, nginx). Children
+/// are started with `process_group(0)`.
+pub fn kill_process_group(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -245,6 +262,26 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `base` (such as `https://127.0.0.1:PORT` of a proxy in front of an app)
+    /// that trusts the PEM certificate `root_pem` besides the usual roots.
+    ///
+    /// # Panics
+    /// If the certificate cannot be read.
+    #[must_use]
+    pub fn for_base(base: &str, root_pem: Option<&str>) -> Self {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30));
+        if let Some(pem) = root_pem {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes()).expect("a PEM certificate");
+            b = b.add_root_certificate(cert);
+        }
+        Self {
+            base: base.to_owned(),
+            http: b.build().expect("http client"),
+        }
+    }
+
     /// Sends a request; `body` is sent as JSON when given.
     ///
     /// # Panics
@@ -257,19 +294,39 @@ impl Client {
         body: Option<Value>,
         extra: &[(&str, &str)],
     ) -> Reply {
+        let mut headers = extra.to_vec();
+        if body.is_some()
+            && !extra
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|b| b.to_string());
+        self.send_raw(method, path, auth, body, &headers).await
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<String>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         req = with_auth(req, auth);
         for (k, v) in extra {
             req = req.header(*k, HeaderValue::from_str(v).expect("header value"));
         }
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.body(b);
         }
         read(req).await
     }
 
-    /// POST with an `application/x-www-form-urlencoded` body (already encoded), as an HTML
-    /// form sends it.
+    /// POST with a form body (`application/x-www-form-urlencoded`, already encoded), as an
+    /// HTML form sends it.
     ///
     /// # Panics
     /// If the request cannot be sent.
@@ -282,15 +339,8 @@ impl Client {
     ) -> Reply {
         let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
         headers.extend_from_slice(extra);
-        let mut req = self
-            .http
-            .request(Method::POST, format!("{}{path}", self.base))
-            .body(form.to_owned());
-        req = with_auth(req, auth);
-        for (k, v) in headers {
-            req = req.header(k, HeaderValue::from_str(v).expect("header value"));
-        }
-        read(req).await
+        self.send_raw(Method::POST, path, auth, Some(form.to_owned()), &headers)
+            .await
     }
 
     /// GET.
