@@ -37,7 +37,8 @@ fn installed(files: &[&str], packages: &str) -> bool {
     if files.iter().all(|f| Path::new(f).exists()) {
         return true;
     }
-    let reason = format!("{files:?} missing (bash scripts/setup.sh, or apt-get install {packages})");
+    let reason =
+        format!("{files:?} missing (bash scripts/setup.sh, or apt-get install {packages})");
     services::skip::<()>("browser", &reason).is_some()
 }
 

@@ -34,7 +34,11 @@ async fn main() -> ExitCode {
         Err(_) => {
             eprintln!("REDIS_URL is not set: running against MemoryStore");
             run_cases(CASES, || async {
-                Arc::new(MemoryStore::builder().sweep(SweepConfig::disabled()).build()) as Arc<dyn SessionStore>
+                Arc::new(
+                    MemoryStore::builder()
+                        .sweep(SweepConfig::disabled())
+                        .build(),
+                ) as Arc<dyn SessionStore>
             })
             .await
         }
