@@ -313,12 +313,11 @@ impl SessionStore for SqliteStore {
                 .begin_with(sql::BEGIN_IMMEDIATE)
                 .await
                 .map_err(map_err)?;
-            let current: Option<(i64, String, i64, i64, i64, i64)> =
-                sqlx::query_as(sql::SAVE_READ)
-                    .bind(&key.as_bytes()[..])
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+            let current: Option<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(sql::SAVE_READ)
+                .bind(&key.as_bytes()[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
             let current = current.map(|c| Current {
                 version: c.0,
                 data: c.1,
