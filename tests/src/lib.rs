@@ -217,6 +217,26 @@ impl Reply {
     }
 }
 
+fn with_auth(req: reqwest::RequestBuilder, auth: Auth<'_>) -> reqwest::RequestBuilder {
+    match auth {
+        Auth::None => req,
+        Auth::Cookie(c) => req.header("cookie", format!("__Host-id={c}")),
+        Auth::Bearer(t) => req.header("authorization", format!("Bearer {t}")),
+    }
+}
+
+async fn read(req: reqwest::RequestBuilder) -> Reply {
+    let res = req.send().await.expect("request sent");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        text,
+    }
+}
+
 /// An HTTP client for one app, with no cookie jar: the tests set cookies explicitly.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -238,26 +258,39 @@ impl Client {
         extra: &[(&str, &str)],
     ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
-        match auth {
-            Auth::None => {}
-            Auth::Cookie(c) => req = req.header("cookie", format!("__Host-id={c}")),
-            Auth::Bearer(t) => req = req.header("authorization", format!("Bearer {t}")),
-        }
+        req = with_auth(req, auth);
         for (k, v) in extra {
             req = req.header(*k, HeaderValue::from_str(v).expect("header value"));
         }
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let res = req.send().await.expect("request sent");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            text,
+        read(req).await
+    }
+
+    /// POST with an `application/x-www-form-urlencoded` body (already encoded), as an HTML
+    /// form sends it.
+    ///
+    /// # Panics
+    /// If the request cannot be sent.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+        form: &str,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+        headers.extend_from_slice(extra);
+        let mut req = self
+            .http
+            .request(Method::POST, format!("{}{path}", self.base))
+            .body(form.to_owned());
+        req = with_auth(req, auth);
+        for (k, v) in headers {
+            req = req.header(k, HeaderValue::from_str(v).expect("header value"));
         }
+        read(req).await
     }
 
     /// GET.

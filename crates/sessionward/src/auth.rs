@@ -1,21 +1,15 @@
-//! Authorization: [`RequireAuth`], [`RequireRole`], [`RequireFreshAuth`] and the
-//! [`require_role`] route layer. Each loads the session from the store on every request and
-//! checks what the server holds; nothing in the request can claim a role (SEC-13, SEC-14).
+//! Authorization extractors: [`RequireAuth`], [`RequireRole`], [`RequireFreshAuth`] (the
+//! route layers of [`require_role`](crate::require_role) live in `require/`). Each loads the
+//! session from the store on every request and checks what the server holds; nothing in the
+//! request can claim a role (SEC-13, SEC-14).
 
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
-use http::{Request, Response};
 use sessionward_core::{RoleSet, Timestamp, UserId};
-use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::rejection::AuthRejection;
 use crate::session::Session;
@@ -58,7 +52,7 @@ fn session_of(parts: &Parts) -> Result<Session, AuthRejection> {
 
 /// The signed-in user and roles, or the reason there are none. A store failure is
 /// `StoreUnavailable`, never "not signed in".
-async fn signed_in(session: &Session) -> Result<(UserId, RoleSet), AuthRejection> {
+pub(crate) async fn signed_in(session: &Session) -> Result<(UserId, RoleSet), AuthRejection> {
     let user = session
         .user()
         .await
@@ -173,7 +167,7 @@ impl<R: Role, S: Send + Sync> FromRequestParts<S> for RequireRole<R> {
         let session = session_of(parts)?;
         let (user, roles) = signed_in(&session).await?;
         if !roles.contains(R::NAME) {
-            tracing::info!(target: "sessionward", event = "session.denied", role = R::NAME, "signed in without the required role");
+            crate::events::denied(R::NAME);
             return Err(AuthRejection::Forbidden);
         }
         Ok(Self {
@@ -224,7 +218,7 @@ impl<const MAX_AGE_SECS: u64, S: Send + Sync> FromRequestParts<S>
             .await
             .map_err(|_| AuthRejection::StoreUnavailable)?
             .ok_or(AuthRejection::ReauthenticationRequired)?;
-        let now = session.now_for_checks();
+        let now = session.now();
         if now.saturating_since(authenticated_at) > Duration::from_secs(MAX_AGE_SECS) {
             return Err(AuthRejection::ReauthenticationRequired);
         }
@@ -233,100 +227,6 @@ impl<const MAX_AGE_SECS: u64, S: Send + Sync> FromRequestParts<S>
             roles,
             authenticated_at,
             session,
-        })
-    }
-}
-
-/// A route layer that lets through only signed-in users whose session holds `role`: 401 if
-/// not signed in, 403 without the role, 503 if the store fails. Put it on a router of admin
-/// routes; it needs a [`SessionLayer`](crate::SessionLayer) outside it.
-///
-/// ```no_run
-/// use axum::{Router, routing::get};
-/// use sessionward::{MemoryStore, SessionLayer, require_role};
-///
-/// let admin: Router = Router::new()
-///     .route("/admin/stats", get(|| async { "stats" }))
-///     .route_layer(require_role("admin"));
-/// let app = Router::new().merge(admin).layer(SessionLayer::new(MemoryStore::new()));
-/// # let _: Router = app;
-/// ```
-#[must_use]
-pub fn require_role(role: &'static str) -> RequireRoleLayer {
-    RequireRoleLayer {
-        role: Some(Arc::from(role)),
-    }
-}
-
-/// A route layer that lets through any signed-in user (401 otherwise; 503 if the store fails).
-#[must_use]
-pub fn require_auth() -> RequireRoleLayer {
-    RequireRoleLayer { role: None }
-}
-
-/// The layer of [`require_role`] and [`require_auth`].
-#[derive(Clone, Debug)]
-pub struct RequireRoleLayer {
-    role: Option<Arc<str>>,
-}
-
-impl<S> Layer<S> for RequireRoleLayer {
-    type Service = RequireRoleService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireRoleService {
-            inner,
-            role: self.role.clone(),
-        }
-    }
-}
-
-/// The service of [`RequireRoleLayer`].
-#[derive(Clone, Debug)]
-pub struct RequireRoleService<S> {
-    inner: S,
-    role: Option<Arc<str>>,
-}
-
-/// The response future of [`RequireRoleService`].
-pub type RequireRoleFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireRoleService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: From<&'static str> + Send + 'static,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = RequireRoleFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The readied instance goes into the future; a clone stays for the next call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let role = self.role.clone();
-        let session = req.extensions().get::<Session>().cloned();
-        Box::pin(async move {
-            let Some(session) = session else {
-                return Ok(AuthRejection::MissingSessionLayer.to_response());
-            };
-            let roles = match signed_in(&session).await {
-                Ok((_, roles)) => roles,
-                Err(rejection) => return Ok(rejection.to_response()),
-            };
-            if let Some(role) = &role
-                && !roles.contains(role)
-            {
-                tracing::info!(target: "sessionward", event = "session.denied", role = %role, "signed in without the required role");
-                return Ok(AuthRejection::Forbidden.to_response());
-            }
-            inner.call(req).await
         })
     }
 }

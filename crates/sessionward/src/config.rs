@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use sessionward_core::{SharedClock, SystemClock};
 
+use crate::cookie::CookieStrings;
+
 /// The `SameSite` attribute of the session cookie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -12,15 +14,15 @@ pub enum SameSite {
     /// Sent only on same-site requests (the default; OWASP's preference).
     Strict,
     /// Also sent on top-level cross-site navigations (inbound links, OAuth callbacks). Keep GET
-    /// handlers free of side effects if you choose it; [`CrossOriginGuard`](crate::CrossOriginGuard)
-    /// still covers unsafe methods.
+    /// handlers free of side effects if you choose it;
+    /// [`CrossOriginGuard`](crate::CrossOriginGuard) still covers unsafe methods.
     Lax,
     /// Sent on every request, cross-site included. Requires `Secure`.
     None,
 }
 
 impl SameSite {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Strict => "Strict",
             Self::Lax => "Lax",
@@ -121,10 +123,6 @@ pub enum ConfigError {
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     pub(crate) cookie_name: Arc<str>,
-    pub(crate) secure: bool,
-    pub(crate) same_site: SameSite,
-    pub(crate) path: Arc<str>,
-    pub(crate) domain: Option<Arc<str>>,
     pub(crate) persistent: bool,
     pub(crate) idle_timeout: Duration,
     pub(crate) absolute_timeout: Duration,
@@ -136,6 +134,7 @@ pub struct SessionConfig {
     pub(crate) bind_user_agent: bool,
     pub(crate) cross_origin: Option<crate::guard::CrossOriginGuard>,
     pub(crate) clock: SharedClock,
+    pub(crate) cookie: CookieStrings,
 }
 
 impl Default for SessionConfig {
@@ -168,22 +167,6 @@ impl SessionConfig {
     #[must_use]
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name
-    }
-
-    /// The `Set-Cookie` attributes after the value, identical whenever the cookie is set or
-    /// cleared (SEC-03).
-    pub(crate) fn cookie_attributes(&self) -> String {
-        let mut s = format!("; Path={}", self.path);
-        if let Some(domain) = &self.domain {
-            s.push_str("; Domain=");
-            s.push_str(domain);
-        }
-        if self.secure {
-            s.push_str("; Secure");
-        }
-        s.push_str("; HttpOnly; SameSite=");
-        s.push_str(self.same_site.as_str());
-        s
     }
 }
 
@@ -378,7 +361,9 @@ impl SessionConfigBuilder {
     /// ```
     /// use sessionward::{CrossOriginGuard, SessionConfig};
     /// let c = SessionConfig::builder()
-    ///     .cross_origin_check(Some(CrossOriginGuard::new().trust_origin("https://app.example.com")))
+    ///     .cross_origin_check(Some(
+    ///         CrossOriginGuard::new().trust_origin("https://app.example.com"),
+    ///     ))
     ///     .build();
     /// assert!(c.is_ok());
     /// ```
@@ -466,12 +451,15 @@ impl SessionConfigBuilder {
                 "session cookies are not Secure (dev_insecure): never use this in production"
             );
         }
+        let cookie = CookieStrings::new(
+            &self.cookie_name,
+            &self.path,
+            self.domain.as_deref(),
+            self.secure,
+            self.same_site.as_str(),
+        );
         Ok(SessionConfig {
             cookie_name: Arc::from(self.cookie_name),
-            secure: self.secure,
-            same_site: self.same_site,
-            path: Arc::from(self.path),
-            domain: self.domain.map(Arc::from),
             persistent: self.persistent,
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,
@@ -483,6 +471,7 @@ impl SessionConfigBuilder {
             bind_user_agent: self.bind_user_agent,
             cross_origin: self.cross_origin,
             clock: self.clock,
+            cookie,
         })
     }
 }

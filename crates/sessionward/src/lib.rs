@@ -90,35 +90,43 @@
 //!     Ok(Response::new(format!("visit {}", visits + 1)))
 //! }
 //! ```
+#![doc = include_str!("../docs/architecture.md")]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod auth;
 mod config;
+mod cookie;
 mod error;
-mod extract;
+mod events;
 pub mod future;
 mod guard;
-mod layer;
+mod info;
+mod macros;
+mod presented;
 mod rejection;
-mod service;
+mod require;
 mod session;
-mod sessions;
+mod session_layer;
+mod shared;
 
-pub use auth::{
-    RequireAuth, RequireFreshAuth, RequireRole, RequireRoleFuture, RequireRoleLayer,
-    RequireRoleService, Role, require_auth, require_role,
-};
+pub use admin::Sessions;
+pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
 pub use config::{ConfigError, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport};
 pub use error::SessionError;
 pub use guard::{CrossOriginGuard, CrossOriginGuardService, GuardFuture};
-pub use layer::SessionLayer;
+pub use info::SessionInfo;
 pub use rejection::{AuthRejection, MissingSessionLayer};
-pub use service::SessionService;
+pub use require::{
+    RequireRoleFuture, RequireRoleLayer, RequireRoleService, require_auth, require_role,
+};
 pub use session::Session;
-pub use sessions::{SessionInfo, Sessions};
+pub use session_layer::{SessionLayer, SessionService};
 
 pub use sessionward_core::{
     Clock, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError, SystemClock, TestClock,
     Timestamp, UserId,
 };
-pub use sessionward_memory::{MemoryStore, PerUserLimit};
+// The embedded store (feature `memory`, on by default).
+#[cfg(feature = "memory")]
+pub use sessionward_memory::{MemoryStore, MemoryStoreBuilder, PerUserLimit};

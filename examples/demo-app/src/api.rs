@@ -1,16 +1,23 @@
 //! The JSON API under `/api`. Errors are `{"error": "..."}` with the status of the contract.
 
+use std::time::{Duration, Instant};
+
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use sessionward::{RequireAuth, RequireRole, Session, SessionError, SessionHandle, Sessions};
+use sessionward::{
+    AuthRejection, RequireAuth, RequireFreshAuth, RequireRole, Session, SessionError,
+    SessionHandle, Sessions,
+};
 
+use crate::client::ClientAddr;
 use crate::{Admin, AppState};
 
 /// A JSON error response.
@@ -31,6 +38,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "expected_application_json",
             )),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))
+            }
             Err(_) => Err(error(StatusCode::BAD_REQUEST, "invalid_json_body")),
         }
     }
@@ -60,42 +70,113 @@ pub(crate) struct Credentials {
     pub(crate) password: String,
 }
 
-/// Checks credentials and signs in. Bad credentials: 401 and no session change.
+/// What a sign-in attempt came to.
+#[derive(Debug)]
+pub(crate) enum SignIn {
+    /// Signed in, with these roles.
+    Ok(Vec<String>),
+    /// Unknown username or wrong password: 401.
+    Invalid,
+    /// Too many recent failures: 429, try again after this long (no hash was computed).
+    Throttled(Duration),
+    /// Every hashing permit is taken: 503.
+    Busy,
+}
+
+/// The longest fresh-sign-in window `--fresh-auth-window` accepts: the bound given to the
+/// library's [`RequireFreshAuth`], which [`Fresh`] then narrows to the configured window.
+pub(crate) const MAX_FRESH_SECS: u64 = 3600;
+
+/// Checks credentials and signs in (or signs in again, for step-up). Throttled first, so a
+/// throttled attempt costs no hash; bad credentials leave the session as it was. Failed and
+/// throttled attempts are logged with the client address, never the password.
 pub(crate) async fn sign_in(
     state: &AppState,
     session: &Session,
     creds: &Credentials,
-) -> Result<Option<Vec<String>>, SessionError> {
-    if creds.username.len() > 64 || creds.password.len() > 1024 {
-        return Ok(None);
+    ClientAddr(client): ClientAddr,
+) -> Result<SignIn, SessionError> {
+    let user = creds.username.as_str();
+    if user.len() > 64 || creds.password.len() > 1024 {
+        tracing::info!(event = "login.failed", %client, "sign-in refused: oversized credentials");
+        return Ok(SignIn::Invalid);
     }
-    let Some(roles) = state.users.verify(&creds.username, &creds.password).await else {
-        tracing::info!(event = "login.failed", "sign-in refused");
-        return Ok(None);
+    if let Some(wait) = state.throttle.check(user, client, Instant::now()) {
+        tracing::warn!(
+            event = "login.throttled", %client, user = ?user, retry_after_secs = wait.as_secs(),
+            "sign-in throttled"
+        );
+        return Ok(SignIn::Throttled(wait));
+    }
+    let Ok(verified) = state.users.verify(user, &creds.password).await else {
+        tracing::warn!(event = "login.busy", %client, "sign-in refused: hashing at capacity");
+        return Ok(SignIn::Busy);
     };
-    session.login(creds.username.as_str(), &roles).await?;
-    tracing::info!(event = "login.succeeded", user = %creds.username, "signed in");
-    Ok(Some(roles))
+    let Some(roles) = verified else {
+        state.throttle.failed(user, client, Instant::now());
+        tracing::info!(event = "login.failed", %client, user = ?user, "sign-in refused");
+        return Ok(SignIn::Invalid);
+    };
+    state.throttle.succeeded(user, client);
+    session.login(user, &roles).await?;
+    tracing::info!(event = "login.succeeded", %client, user = %user, "signed in");
+    Ok(SignIn::Ok(roles))
+}
+
+/// Whole seconds to wait, rounded up, at least 1.
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// Adds `Retry-After: secs` to `res`.
+pub(crate) fn with_retry_after(mut res: Response, secs: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+/// The roles of a successful sign-in, or the JSON response of one that did not succeed.
+fn accepted(outcome: SignIn) -> Result<Vec<String>, Box<Response>> {
+    match outcome {
+        SignIn::Ok(roles) => Ok(roles),
+        SignIn::Invalid => Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        ))),
+        SignIn::Throttled(wait) => Err(Box::new(with_retry_after(
+            error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            retry_after_secs(wait),
+        ))),
+        SignIn::Busy => Err(Box::new(with_retry_after(
+            error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            1,
+        ))),
+    }
 }
 
 async fn login(
     State(state): State<AppState>,
     session: Session,
+    client: ClientAddr,
     JsonBody(creds): JsonBody<Credentials>,
 ) -> Result<Response, SessionError> {
-    Ok(match sign_in(&state, &session, &creds).await? {
-        Some(roles) => Json(json!({ "username": creds.username, "roles": roles })).into_response(),
-        None => error(StatusCode::UNAUTHORIZED, "invalid_credentials"),
-    })
+    let roles = match accepted(sign_in(&state, &session, &creds, client).await?) {
+        Ok(roles) => roles,
+        Err(res) => return Ok(*res),
+    };
+    Ok(Json(json!({ "username": creds.username, "roles": roles })).into_response())
 }
 
 async fn token(
     State(state): State<AppState>,
     session: Session,
+    client: ClientAddr,
     JsonBody(creds): JsonBody<Credentials>,
 ) -> Result<Response, SessionError> {
-    let Some(roles) = sign_in(&state, &session, &creds).await? else {
-        return Ok(error(StatusCode::UNAUTHORIZED, "invalid_credentials"));
+    let roles = match accepted(sign_in(&state, &session, &creds, client).await?) {
+        Ok(roles) => roles,
+        Err(res) => return Ok(*res),
     };
     // Taking the token makes the layer send no cookie: this client carries a bearer token.
     // A browser that already holds a session cookie gets no token: its session stays in the
@@ -107,6 +188,28 @@ async fn token(
         ));
     };
     Ok(Json(json!({ "token": token, "username": creds.username, "roles": roles })).into_response())
+}
+
+/// A user who signed in within `--fresh-auth-window`: the library's [`RequireFreshAuth`]
+/// (bounded by [`MAX_FRESH_SECS`]) narrowed to the configured window. Otherwise 401
+/// `reauthentication_required` (401 `unauthenticated` if not signed in).
+#[derive(Debug)]
+pub(crate) struct Fresh(pub(crate) RequireFreshAuth<MAX_FRESH_SECS>);
+
+impl FromRequestParts<AppState> for Fresh {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = RequireFreshAuth::<MAX_FRESH_SECS>::from_request_parts(parts, state).await?;
+        let age = state.clock.now().saturating_since(auth.authenticated_at);
+        if age > state.fresh_window {
+            return Err(AuthRejection::ReauthenticationRequired);
+        }
+        Ok(Self(auth))
+    }
 }
 
 async fn me(auth: RequireAuth) -> Json<Value> {
@@ -122,7 +225,8 @@ async fn logout(session: Session) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn logout_all(auth: RequireAuth, sessions: Sessions) -> Result<StatusCode, SessionError> {
+/// Signs the user out on every device: needs a fresh sign-in ([`Fresh`]).
+async fn logout_all(Fresh(auth): Fresh, sessions: Sessions) -> Result<StatusCode, SessionError> {
     sessions.revoke_user(&auth.user).await?;
     auth.session.logout();
     Ok(StatusCode::NO_CONTENT)
@@ -196,8 +300,10 @@ pub(crate) async fn change_roles(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Changes a user's roles: needs the admin role and a fresh sign-in ([`Fresh`]).
 async fn set_roles(
     _admin: RequireRole<Admin>,
+    _fresh: Fresh,
     State(state): State<AppState>,
     sessions: Sessions,
     Path(username): Path<String>,

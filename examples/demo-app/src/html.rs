@@ -9,10 +9,14 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use sessionward::{RequireAuth, Session, SessionError, Sessions};
+use sessionward::{AuthRejection, RequireAuth, Session, SessionError, Sessions};
 
 use crate::AppState;
-use crate::api::{Credentials, change_roles, end_own_session, sign_in};
+use crate::api::{
+    Credentials, Fresh, SignIn, change_roles, end_own_session, retry_after_secs, sign_in,
+    with_retry_after,
+};
+use crate::client::ClientAddr;
 
 /// Escapes text for HTML element content and attribute values.
 fn esc(s: &str) -> String {
@@ -136,22 +140,54 @@ async fn home(auth: Option<RequireAuth>) -> Result<Response, SessionError> {
     Ok(page("Your account", &body).into_response())
 }
 
+/// The page of a refused sign-in: its status and message (`None` for success).
+fn refused(outcome: &SignIn) -> Option<(StatusCode, String, Option<u64>)> {
+    match outcome {
+        SignIn::Ok(_) => None,
+        SignIn::Invalid => Some((
+            StatusCode::UNAUTHORIZED,
+            "Unknown username or wrong password.".to_owned(),
+            None,
+        )),
+        SignIn::Throttled(wait) => {
+            let secs = retry_after_secs(*wait);
+            Some((
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed sign-ins. Please wait {secs} second{} and try again.",
+                    if secs == 1 { "" } else { "s" }
+                ),
+                Some(secs),
+            ))
+        }
+        SignIn::Busy => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy. Please try again in a moment.".to_owned(),
+            Some(1),
+        )),
+    }
+}
+
+/// `res` with `Retry-After` when there is a wait to tell.
+fn with_retry(res: Response, retry: Option<u64>) -> Response {
+    match retry {
+        Some(secs) => with_retry_after(res, secs),
+        None => res,
+    }
+}
+
 async fn login(
     State(state): State<AppState>,
     session: Session,
+    client: ClientAddr,
     Form(creds): Form<Credentials>,
 ) -> Result<Response, SessionError> {
-    if sign_in(&state, &session, &creds).await?.is_some() {
+    let outcome = sign_in(&state, &session, &creds, client).await?;
+    let Some((status, message, retry)) = refused(&outcome) else {
         return Ok(Redirect::to("/").into_response());
-    }
-    Ok((
-        StatusCode::UNAUTHORIZED,
-        page(
-            "Sign in",
-            &sign_in_form(Some("Unknown username or wrong password.")),
-        ),
-    )
-        .into_response())
+    };
+    let res = (status, page("Sign in", &sign_in_form(Some(&message)))).into_response();
+    Ok(with_retry(res, retry))
 }
 
 async fn logout(session: Session) -> Redirect {
@@ -159,12 +195,117 @@ async fn logout(session: Session) -> Redirect {
     Redirect::to("/")
 }
 
-async fn logout_all(session: Session, sessions: Sessions) -> Result<Redirect, SessionError> {
-    if let Some(user) = session.user().await? {
-        sessions.revoke_user(&user).await?;
+/// A form that may carry the password of a step-up sign-in.
+#[derive(Deserialize)]
+struct StepUpForm {
+    password: Option<String>,
+}
+
+/// The page that asks for the password again before `action`, re-posting `hidden` fields.
+fn step_up_page(action: &str, hidden: &[(&str, &str)], error: Option<&str>) -> Html<String> {
+    let error = error.map_or_else(String::new, |e| {
+        format!(r#"<p class="error" id="error">{}</p>"#, esc(e))
+    });
+    let hidden: String = hidden
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                r#"<input type="hidden" name="{}" value="{}">"#,
+                esc(k),
+                esc(v)
+            )
+        })
+        .collect();
+    page(
+        "Confirm it's you",
+        &format!(
+            r#"<h1>Confirm it's you</h1>
+<p>This action needs a recent sign-in. Enter your password to continue.</p>
+{error}
+<form method="post" action="{action}" id="step-up-form">
+{hidden}
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required maxlength="1024">
+<div><button type="submit" id="confirm">Continue</button></div>
+</form>
+<p><a href="/">Cancel</a></p>"#,
+            action = esc(action),
+        ),
+    )
+}
+
+/// Step-up for an HTML action: `Ok(Some(auth))` to go ahead; `Ok(None)` if not signed in;
+/// `Err(page)` to answer with (the password form, or why the password was refused).
+///
+/// Fresh enough: go ahead. Otherwise, with a password in the form: sign in again (throttled
+/// and bounded like any sign-in), then go ahead; without one: ask for it, posting back to
+/// the same action with the same fields, so the action follows the sign-in.
+async fn step_up(
+    state: &AppState,
+    fresh: Result<Fresh, AuthRejection>,
+    auth: Option<RequireAuth>,
+    client: ClientAddr,
+    password: Option<String>,
+    action: &str,
+    hidden: &[(&str, &str)],
+) -> Result<Result<Option<RequireAuth>, Response>, SessionError> {
+    match fresh {
+        Ok(_) => return Ok(Ok(auth)),
+        Err(AuthRejection::ReauthenticationRequired) => {}
+        Err(AuthRejection::Unauthenticated) => return Ok(Ok(None)),
+        // The store failed (503): never a pass, never a password form.
+        Err(other) => return Ok(Err(other.into_response())),
     }
-    session.logout();
-    Ok(Redirect::to("/"))
+    let Some(auth) = auth else {
+        return Ok(Ok(None));
+    };
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Ok(Err(step_up_page(action, hidden, None).into_response()));
+    };
+    let creds = Credentials {
+        username: auth.user.as_str().to_owned(),
+        password,
+    };
+    let outcome = sign_in(state, &auth.session, &creds, client).await?;
+    if let Some((status, message, retry)) = refused(&outcome) {
+        let message = if status == StatusCode::UNAUTHORIZED {
+            "Wrong password.".to_owned()
+        } else {
+            message
+        };
+        let res = (status, step_up_page(action, hidden, Some(&message))).into_response();
+        return Ok(Err(with_retry(res, retry)));
+    }
+    Ok(Ok(Some(auth)))
+}
+
+/// Signs out everywhere: needs a fresh sign-in (see [`step_up`]).
+async fn logout_all(
+    State(state): State<AppState>,
+    fresh: Result<Fresh, AuthRejection>,
+    auth: Option<RequireAuth>,
+    client: ClientAddr,
+    sessions: Sessions,
+    Form(form): Form<StepUpForm>,
+) -> Result<Response, SessionError> {
+    let auth = match step_up(
+        &state,
+        fresh,
+        auth,
+        client,
+        form.password,
+        "/logout-all",
+        &[],
+    )
+    .await?
+    {
+        Ok(Some(auth)) => auth,
+        Ok(None) => return Ok(Redirect::to("/").into_response()),
+        Err(page) => return Ok(page),
+    };
+    sessions.revoke_user(&auth.user).await?;
+    auth.session.logout();
+    Ok(Redirect::to("/").into_response())
 }
 
 async fn end_session(
@@ -215,19 +356,33 @@ async fn admin_page(State(state): State<AppState>, auth: Option<RequireAuth>) ->
 #[derive(Deserialize)]
 struct RolesForm {
     roles: String,
+    password: Option<String>,
 }
 
+/// Changes a user's roles: needs the admin role and a fresh sign-in (see [`step_up`]).
 async fn admin_set_roles(
     State(state): State<AppState>,
+    fresh: Result<Fresh, AuthRejection>,
     auth: Option<RequireAuth>,
+    client: ClientAddr,
     sessions: Sessions,
     Path(username): Path<String>,
     Form(form): Form<RolesForm>,
 ) -> Result<Response, SessionError> {
-    let Some(auth) = auth else {
-        return Ok(Redirect::to("/").into_response());
+    match &auth {
+        None => return Ok(Redirect::to("/").into_response()),
+        Some(a) if !a.roles.contains("admin") => return Ok(forbidden()),
+        Some(_) => {}
+    }
+    let action = format!("/admin/users/{username}/roles");
+    let hidden = [("roles", form.roles.as_str())];
+    let auth = match step_up(&state, fresh, auth, client, form.password, &action, &hidden).await? {
+        Ok(Some(auth)) => auth,
+        Ok(None) => return Ok(Redirect::to("/").into_response()),
+        Err(page) => return Ok(page),
     };
-    if !auth.roles.contains("admin") {
+    // The sign-in again took the roles from the directory: still an admin?
+    if !auth.session.roles().await?.contains("admin") {
         return Ok(forbidden());
     }
     let roles: Vec<String> = form

@@ -6,23 +6,35 @@
 //! (or `REDIS_URL`) share sessions between instances; `--idle-timeout SECS` and
 //! `--absolute-timeout SECS` override the library's defaults (30 minutes, 12 hours).
 //! `LOG_FORMAT=json` switches the logs to JSON lines; `RUST_LOG` filters them.
+//!
+//! The server's limits (timeouts, connection cap, body size), sign-in throttling, the bound on
+//! password hashing and the fresh-sign-in window are flags with production-minded defaults:
+//! see `--help`, [`server`], [`throttle`] and [`users`].
 
 mod api;
+mod client;
 mod html;
+mod server;
+mod throttle;
 mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Router, middleware};
 use clap::{Parser, ValueEnum};
 use sessionward::{
-    CrossOriginGuard, MemoryStore, SessionConfig, SessionLayer, SessionStore, Transport, role,
+    CrossOriginGuard, MemoryStore, SessionConfig, SessionLayer, SessionStore, SharedClock,
+    SystemClock, Transport, role,
 };
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+use crate::client::{ClientAddrSource, IpRange};
 
 role!(
     /// Users who may change other users' roles.
@@ -34,6 +46,11 @@ role!(
 #[allow(missing_debug_implementations)] // holds password hashes: not for logs
 pub(crate) struct AppState {
     users: users::Users,
+    throttle: throttle::Throttle,
+    client_addrs: Arc<ClientAddrSource>,
+    /// How recent a sign-in must be for role changes and signing out everywhere.
+    fresh_window: Duration,
+    clock: SharedClock,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -65,13 +82,78 @@ struct Args {
     /// Absolute timeout in seconds (default: the library's, 12 hours).
     #[arg(long)]
     absolute_timeout: Option<u64>,
+    /// The memory store's bound on sessions (past it, new sessions are refused with a 503).
+    #[arg(long, default_value_t = 100_000)]
+    max_sessions: usize,
+    /// Peers whose X-Forwarded-For is believed: IP addresses or CIDR ranges, comma-separated
+    /// or repeated. Default: none, the client address is the TCP peer's.
+    #[arg(long, value_delimiter = ',')]
+    trusted_proxy: Vec<IpRange>,
+    /// Which X-Forwarded-For entry is the client, counted from the right (1: the entry the
+    /// nearest trusted proxy appended).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    proxy_hops: u16,
+    /// Seconds a client has to send a complete request head.
+    #[arg(long, default_value_t = 10)]
+    header_read_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    #[arg(long, default_value_t = 30)]
+    keep_alive_timeout: u64,
+    /// Connections served at once; past it the longest-idle one is closed, or new ones wait.
+    /// Keep it well below the descriptor limit (`ulimit -n`).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Largest request head in bytes (at least 8192).
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(8192..))]
+    max_header_bytes: u32,
+    /// Largest request body in bytes (413 past it).
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_body_bytes: usize,
+    /// Seconds allowed between a request body's chunks.
+    #[arg(long, default_value_t = 10)]
+    body_read_timeout: u64,
+    /// Seconds a request may take in all before a 408.
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
+    /// Seconds shutdown waits for in-flight requests.
+    #[arg(long, default_value_t = 30)]
+    shutdown_timeout: u64,
+    /// Password verifications at once (argon2id, 19 MiB each); past it sign-ins get a 503.
+    /// Default: the number of cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    hash_concurrency: Option<u32>,
+    /// Failed sign-ins one client address may make (over all accounts) before back-off.
+    #[arg(long, default_value_t = 20)]
+    login_free_per_client: u32,
+    /// Failed sign-ins one account may take (from all addresses) before back-off; this only
+    /// slows addresses that have failed for the account themselves.
+    #[arg(long, default_value_t = 10)]
+    login_free_per_account: u32,
+    /// Failed sign-ins one client address may make for one account before back-off.
+    #[arg(long, default_value_t = 5)]
+    login_free_per_pair: u32,
+    /// The longest sign-in back-off in seconds (it doubles from 1 s), and how long failures
+    /// are remembered.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    login_max_backoff: u64,
+    /// Keys each sign-in throttle table holds (bounded memory).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    login_throttle_entries: u32,
+    /// Seconds since sign-in within which role changes and "sign out everywhere" are allowed
+    /// without signing in again (at most 3600).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    fresh_auth_window: u64,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn open_store(args: &Args) -> Result<Arc<dyn SessionStore>, BoxError> {
     Ok(match args.store {
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Memory => Arc::new(
+            MemoryStore::builder()
+                .max_sessions(args.max_sessions)
+                .build(),
+        ),
         StoreKind::Postgres => {
             let url = args
                 .database_url
@@ -100,8 +182,10 @@ async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, BoxError> {
     Ok(Arc::new(sessionward_redis::RedisStore::connect(url).await?))
 }
 
-fn session_config(args: &Args) -> Result<SessionConfig, BoxError> {
-    let mut b = SessionConfig::builder().transport(Transport::CookieAndBearer);
+fn session_config(args: &Args, clock: SharedClock) -> Result<SessionConfig, BoxError> {
+    let mut b = SessionConfig::builder()
+        .transport(Transport::CookieAndBearer)
+        .clock(clock);
     if let Some(s) = args.idle_timeout {
         b = b.idle_timeout(Duration::from_secs(s));
     }
@@ -133,8 +217,21 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
+/// Limits on request bodies and on a request's total time.
+#[derive(Clone, Copy, Debug)]
+struct RequestLimits {
+    max_body_bytes: usize,
+    body_read_timeout: Duration,
+    request_timeout: Duration,
+}
+
 /// The whole application over `store`.
-fn app(store: Arc<dyn SessionStore>, config: SessionConfig, state: AppState) -> Router {
+fn app(
+    store: Arc<dyn SessionStore>,
+    config: SessionConfig,
+    state: AppState,
+    limits: RequestLimits,
+) -> Router {
     let sessions = SessionLayer::from_shared_store(store, config);
     Router::new()
         .merge(html::routes())
@@ -144,6 +241,12 @@ fn app(store: Arc<dyn SessionStore>, config: SessionConfig, state: AppState) -> 
         .layer(sessions)
         // Outside the session layer: health checks never touch a session.
         .route("/healthz", get(|| async { "ok" }))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -185,20 +288,71 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+fn hash_concurrency(args: &Args) -> usize {
+    args.hash_concurrency.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        |n| usize::try_from(n).unwrap_or(1),
+    )
+}
+
+fn throttle_policy(args: &Args) -> throttle::Policy {
+    throttle::Policy {
+        free_per_client: args.login_free_per_client,
+        free_per_account: args.login_free_per_account,
+        free_per_pair: args.login_free_per_pair,
+        base_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(args.login_max_backoff),
+        capacity: usize::try_from(args.login_throttle_entries).unwrap_or(usize::MAX),
+    }
+}
+
+fn server_limits(args: &Args) -> server::Limits {
+    server::Limits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
+        keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout.max(1)),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(1),
+        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(8192),
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+    }
+}
+
 async fn run(args: Args) -> Result<(), BoxError> {
-    let config = session_config(&args)?;
-    let users = users::Users::seeded().map_err(|e| format!("hashing the demo passwords: {e}"))?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let config = session_config(&args, Arc::clone(&clock))?;
+    let hashing = hash_concurrency(&args);
+    let users =
+        users::Users::seeded(hashing).map_err(|e| format!("hashing the demo passwords: {e}"))?;
     let store = open_store(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(store = ?args.store, %addr, "demo app ready");
+    let state = AppState {
+        users,
+        throttle: throttle::Throttle::new(throttle_policy(&args)),
+        client_addrs: Arc::new(ClientAddrSource {
+            trusted: args.trusted_proxy.clone(),
+            hops: usize::from(args.proxy_hops),
+        }),
+        fresh_window: Duration::from_secs(args.fresh_auth_window),
+        clock,
+    };
+    let limits = RequestLimits {
+        max_body_bytes: args.max_body_bytes,
+        body_read_timeout: Duration::from_secs(args.body_read_timeout.max(1)),
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+    };
+    let server_limits = server_limits(&args);
+    tracing::info!(
+        store = ?args.store, %addr, max_connections = server_limits.max_connections,
+        hash_concurrency = hashing, "demo app ready"
+    );
     println!("listening on http://{addr}");
-    axum::serve(
+    server::serve(
         listener,
-        app(store, config, AppState { users }).into_make_service(),
+        &app(store, config, state, limits),
+        &server_limits,
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .await;
     Ok(())
 }
 

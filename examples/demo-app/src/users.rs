@@ -2,7 +2,10 @@
 //!
 //! A real service keeps users in its database; what carries over is how passwords are
 //! checked: argon2id with OWASP's parameters, verification off the async runtime, and an
-//! unknown username costing the same as a wrong password.
+//! unknown username costing the same as a wrong password, and a bound on how many hashes run
+//! at once: each argon2id verification holds 19 MiB, so without one, a burst of sign-ins (no
+//! credentials needed: unknown usernames cost the same) grows memory with the burst. Past the
+//! bound a sign-in is refused at once with [`Busy`] (a 503) rather than queued.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -10,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 
 /// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 passes, 1 lane.
 fn hasher() -> Argon2<'static> {
@@ -36,11 +40,18 @@ pub(crate) struct Users {
     inner: Arc<RwLock<BTreeMap<String, User>>>,
     /// Verified against for unknown usernames, so that they cost what a wrong password costs.
     dummy_hash: Arc<str>,
+    /// Permits for password verifications running at once.
+    hashing: Arc<Semaphore>,
 }
 
+/// Every hashing permit is taken: the sign-in is refused (503), not queued.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Busy;
+
 impl Users {
-    /// The demo's three users, hashed now (at start-up).
-    pub(crate) fn seeded() -> Result<Self, argon2::password_hash::Error> {
+    /// The demo's three users, hashed now (at start-up); at most `hash_concurrency` password
+    /// verifications run at once.
+    pub(crate) fn seeded(hash_concurrency: usize) -> Result<Self, argon2::password_hash::Error> {
         let mut users = BTreeMap::new();
         for (name, password, roles) in [
             ("alice", "alice-password", &["user"][..]),
@@ -58,11 +69,21 @@ impl Users {
         Ok(Self {
             inner: Arc::new(RwLock::new(users)),
             dummy_hash: Arc::from(hash("no user has this password")?),
+            hashing: Arc::new(Semaphore::new(hash_concurrency.max(1))),
         })
     }
 
-    /// The roles of `username` if `password` is theirs. Runs the hash on a blocking thread.
-    pub(crate) async fn verify(&self, username: &str, password: &str) -> Option<Vec<String>> {
+    /// The roles of `username` if `password` is theirs. Runs the hash on a blocking thread,
+    /// holding a hashing permit until it is done (even if the request is dropped meanwhile);
+    /// [`Busy`] at once if none is free.
+    pub(crate) async fn verify(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Vec<String>>, Busy> {
+        let permit = Arc::clone(&self.hashing)
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
         let (stored, roles) = {
             let users = self
                 .inner
@@ -75,12 +96,13 @@ impl Users {
         };
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             PasswordHash::new(&stored)
                 .is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
         })
         .await
         .unwrap_or(false);
-        if ok { roles } else { None }
+        Ok(if ok { roles } else { None })
     }
 
     /// Every user and their roles.

@@ -394,3 +394,16 @@ impl Reply {
             .is_some_and(|v| v == "no-store")
     }
 }
+
+/// The attributes of the default session cookie, after its value.
+pub const ATTRS: &str = "; Path=/; Secure; HttpOnly; SameSite=Strict";
+
+/// A token as the layer issues it: 43 base64url characters.
+pub fn assert_token_shape(v: &str) {
+    assert_eq!(v.len(), 43, "{v}");
+    assert!(
+        v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{v}"
+    );
+}

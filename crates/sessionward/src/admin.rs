@@ -1,53 +1,19 @@
-//! [`Sessions`]: the application-wide handle for admin actions.
+//! [`Sessions`]: the application-wide handle for admin actions. The request's
+//! [`Session`] hands it out, but the session module does not import this one.
 
 use std::fmt;
 use std::sync::Arc;
 
 use axum_core::extract::FromRequestParts;
 use http::request::Parts;
-use serde::Serialize;
-use sessionward_core::{RoleSet, SessionHandle, SessionKey, SessionRecord, Timestamp, UserId};
+use sessionward_core::{RoleSet, SessionHandle, UserId};
 
 use crate::error::SessionError;
+use crate::events;
+use crate::info::SessionInfo;
 use crate::rejection::MissingSessionLayer;
-use crate::session::{Session, Shared};
-
-/// One session as a "your sessions" page shows it. Holds no token and no key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct SessionInfo {
-    /// The public handle: end the session with it.
-    pub handle: SessionHandle,
-    /// When the session was created.
-    pub created_at: Timestamp,
-    /// The last recorded activity.
-    pub last_seen_at: Timestamp,
-    /// When the user last signed in on it.
-    pub authenticated_at: Option<Timestamp>,
-    /// When it ends unless used (or at the latest).
-    pub expires_at: Timestamp,
-    /// The client's user agent, truncated.
-    pub user_agent: Option<String>,
-    /// The roles it carries.
-    pub roles: Vec<String>,
-    /// Whether it is the session of the request that asked.
-    pub current: bool,
-}
-
-impl SessionInfo {
-    pub(crate) fn from_record(r: &SessionRecord, current: Option<&SessionKey>) -> Self {
-        Self {
-            handle: r.handle,
-            created_at: r.created_at,
-            last_seen_at: r.last_seen_at,
-            authenticated_at: r.authenticated_at,
-            expires_at: r.expires_at(),
-            user_agent: r.user_agent.clone(),
-            roles: r.roles.to_vec(),
-            current: current == Some(&r.key),
-        }
-    }
-}
+use crate::session::Session;
+use crate::shared::Shared;
 
 /// Admin actions on any user's sessions, from any handler: list, revoke, change roles. Every
 /// action takes effect on the user's next request, on every server sharing the store,
@@ -61,7 +27,10 @@ impl SessionInfo {
 ///
 /// role!(Admin = "admin");
 ///
-/// async fn demote(_: RequireRole<Admin>, sessions: Sessions) -> Result<(), sessionward::SessionError> {
+/// async fn demote(
+///     _: RequireRole<Admin>,
+///     sessions: Sessions,
+/// ) -> Result<(), sessionward::SessionError> {
 ///     sessions.set_roles(&"alice".into(), ["user"]).await?;
 ///     Ok(())
 /// }
@@ -103,7 +72,7 @@ impl Sessions {
     /// [`SessionError::Store`].
     pub async fn revoke_user(&self, user: &UserId) -> Result<u64, SessionError> {
         let n = self.shared.store.delete_by_user(user, None).await?;
-        tracing::info!(target: "sessionward", event = "session.revoked", sessions = n, "sessions of a user revoked");
+        events::revoked(n);
         Ok(n)
     }
 
@@ -131,8 +100,17 @@ impl Sessions {
     ) -> Result<u64, SessionError> {
         let roles: RoleSet = roles.into_iter().collect();
         let n = self.shared.store.set_roles_for_user(user, &roles).await?;
-        tracing::info!(target: "sessionward", event = "session.roles_changed", sessions = n, "roles of a user's sessions changed");
+        events::roles_changed(n);
         Ok(n)
+    }
+}
+
+impl Session {
+    /// The application-wide handle for admin actions (list or revoke any user's sessions,
+    /// change a user's roles).
+    #[must_use]
+    pub fn sessions(&self) -> Sessions {
+        Sessions::new(self.shared().clone())
     }
 }
 

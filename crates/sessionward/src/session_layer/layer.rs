@@ -6,10 +6,10 @@ use std::sync::Arc;
 use sessionward_core::SessionStore;
 use tower_layer::Layer;
 
+use super::service::SessionService;
+use crate::admin::Sessions;
 use crate::config::SessionConfig;
-use crate::service::SessionService;
-use crate::session::Shared;
-use crate::sessions::Sessions;
+use crate::shared::Shared;
 
 /// The session middleware: reads the session token from each request, lazily loads the record
 /// when a handler asks, and writes what the handler changed when the response comes back.

@@ -4,11 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::USER_AGENT;
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::future::ResponseFuture;
-use crate::session::{Session, Shared};
+use super::future::ResponseFuture;
+use crate::events;
+use crate::presented;
+use crate::session::Session;
+use crate::shared::Shared;
 
 /// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner service.
 ///
@@ -24,6 +28,8 @@ impl<S> SessionService<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
         Self { inner, shared }
     }
+
+    crate::macros::inner_service_accessors!();
 }
 
 impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
@@ -48,17 +54,21 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let session = Session::new(self.shared.clone(), req.headers());
-        if session.presented_via_cookie()
-            && let Some(guard) = &self.shared.config.cross_origin
+        let config = &self.shared.config;
+        let presented = presented::presented(req.headers(), config);
+        // The cross-origin check covers requests that carry the session cookie (SEC-36).
+        if presented.via_cookie()
+            && let Some(guard) = &config.cross_origin
             && guard.blocks(req.method(), req.uri(), req.headers())
         {
-            tracing::warn!(target: "sessionward", event = "request.cross_origin_blocked", method = %req.method(), "cross-site request with an unsafe method and the session cookie refused");
+            events::cross_origin_blocked(req.method(), true);
             return ResponseFuture::ready(crate::error::json_response(
                 http::StatusCode::FORBIDDEN,
                 crate::guard::BLOCKED,
             ));
         }
+        let user_agent = req.headers().get(USER_AGENT).cloned();
+        let session = Session::new(self.shared.clone(), presented, user_agent);
         req.extensions_mut().insert(session.clone());
         // `poll_ready` readied `self.inner`; the future takes that instance and leaves a
         // fresh clone behind for the next request (the rule in tower-service's docs).

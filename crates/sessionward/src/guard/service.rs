@@ -1,0 +1,48 @@
+//! [`CrossOriginGuardService`].
+
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use tower_service::Service;
+
+use super::future::GuardFuture;
+use super::rules::{BLOCKED, Rules};
+use crate::error::json_response;
+use crate::events;
+
+/// The service of [`CrossOriginGuard`](super::CrossOriginGuard).
+#[derive(Clone, Debug)]
+pub struct CrossOriginGuardService<S> {
+    inner: S,
+    guard: Rules,
+}
+
+impl<S> CrossOriginGuardService<S> {
+    pub(crate) fn new(inner: S, guard: Rules) -> Self {
+        Self { inner, guard }
+    }
+
+    crate::macros::inner_service_accessors!();
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CrossOriginGuardService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<&'static str>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = GuardFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if self.guard.blocks(req.method(), req.uri(), req.headers()) {
+            events::cross_origin_blocked(req.method(), false);
+            return GuardFuture::blocked(json_response(StatusCode::FORBIDDEN, BLOCKED));
+        }
+        GuardFuture::inner(self.inner.call(req))
+    }
+}

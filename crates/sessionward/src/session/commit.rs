@@ -1,0 +1,285 @@
+//! Runs a [`Plan`] against the store. It follows the plan's decisions, including its
+//! follow-ups for `Gone` and `Conflict`, and decides nothing itself.
+
+use std::future::Future;
+
+use sessionward_core::{
+    ChangeSet, DataChanges, RotateOutcome, SaveOutcome, SessionHandle, SessionKey, SessionRecord,
+    SessionStore, SessionToken, Timestamp,
+};
+
+use super::plan::{
+    Action, Issued, NewSession, OnConflict, OnGone, Plan, RotateFrom, Rotation, anonymous_record,
+};
+use crate::config::SessionConfig;
+use crate::error::SessionError;
+use crate::events;
+
+/// Attempts at a write that races other writes, before giving up with 409.
+const ATTEMPTS: usize = 3;
+
+/// What the response must say about the session.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// A token was issued (a new session, a rotation, a re-issued persistent cookie).
+    pub(crate) issued: Option<Issued>,
+    pub(crate) clear_cookie: bool,
+    /// The session was ended by `logout()`.
+    pub(crate) logged_out: bool,
+    /// The session's data was written.
+    pub(crate) wrote: bool,
+    /// The loaded record had a signed-in user.
+    pub(crate) signed_in: bool,
+}
+
+impl Outcome {
+    /// The token of the new session `record` goes out; in the cookie if `cookie`.
+    fn issue(token: SessionToken, record: &SessionRecord, cookie: bool) -> Self {
+        Self {
+            issued: Some(Issued {
+                token,
+                absolute_expires_at: record.absolute_expires_at,
+                cookie,
+            }),
+            ..Self::default()
+        }
+    }
+}
+
+/// What a commit runs against.
+pub(crate) struct Store<'a> {
+    pub(crate) store: &'a dyn SessionStore,
+    pub(crate) config: &'a SessionConfig,
+    pub(crate) now: Timestamp,
+    /// The request's user agent, as a record keeps it.
+    pub(crate) user_agent: Option<&'a str>,
+}
+
+/// One attempt's result: done, or try again from this state.
+enum Attempt<S, T> {
+    Done(T),
+    Again(S),
+}
+
+/// Runs `attempt` until it is done, at most [`ATTEMPTS`] times, then fails with 409. The
+/// second argument tells the attempt whether it is the last.
+async fn retry<S, T, F, Fut>(mut state: S, mut attempt: F) -> Result<T, SessionError>
+where
+    F: FnMut(S, bool) -> Fut,
+    Fut: Future<Output = Result<Attempt<S, T>, SessionError>>,
+{
+    for n in 1..=ATTEMPTS {
+        match attempt(state, n == ATTEMPTS).await? {
+            Attempt::Done(t) => return Ok(t),
+            Attempt::Again(s) => state = s,
+        }
+    }
+    Err(SessionError::Conflict)
+}
+
+/// Runs `plan`.
+pub(crate) async fn commit(cx: &Store<'_>, plan: Plan) -> Result<Outcome, SessionError> {
+    let mut outcome = run(cx, plan.action).await?;
+    outcome.signed_in = plan.signed_in;
+    Ok(outcome)
+}
+
+fn gone(on_gone: OnGone) -> Outcome {
+    let clear_cookie = matches!(on_gone, OnGone::Drop { clear_cookie: true });
+    Outcome {
+        clear_cookie,
+        ..Outcome::default()
+    }
+}
+
+async fn run(cx: &Store<'_>, action: Action) -> Result<Outcome, SessionError> {
+    let (store, now) = (cx.store, cx.now);
+    match action {
+        Action::Nothing { clear_cookie } => Ok(Outcome {
+            clear_cookie,
+            ..Outcome::default()
+        }),
+        Action::Touch { key } => {
+            store.touch(&key, now).await?;
+            Ok(Outcome::default())
+        }
+        Action::BlindSave {
+            key,
+            changes,
+            on_gone,
+        } => {
+            // Data-only: merged whatever the version. A store may still answer Conflict when
+            // the record changed between its check and its answer: try again.
+            let saved = retry(Version::Any, |v, _| save(store, &key, v, &changes, now)).await?;
+            if saved {
+                return Ok(Outcome {
+                    wrote: true,
+                    ..Outcome::default()
+                });
+            }
+            let OnGone::CreateAnonymous { deliver_cookie } = on_gone else {
+                return Ok(gone(on_gone));
+            };
+            events::unknown(&key);
+            let token = SessionToken::generate()?;
+            let handle = SessionHandle::generate()?;
+            let record = anonymous_record(&token, handle, now, cx.config, cx.user_agent);
+            create(cx, record, &changes.data, token, deliver_cookie).await
+        }
+        Action::Save {
+            key,
+            version,
+            changes,
+            reissue,
+            on_gone,
+        } => {
+            // Another request changed the record since it was read: this request's changes
+            // go on top of the current version.
+            let first = Version::Exactly(version);
+            let saved = retry(first, |v, _| save(store, &key, v, &changes, now)).await?;
+            if !saved {
+                events::gone(&key);
+                return Ok(gone(on_gone));
+            }
+            Ok(Outcome {
+                issued: reissue,
+                wrote: true,
+                ..Outcome::default()
+            })
+        }
+        Action::Create(new) => {
+            let NewSession {
+                record,
+                changes,
+                token,
+                deliver_cookie,
+            } = *new;
+            create(cx, record, &changes, token, deliver_cookie).await
+        }
+        Action::Rotate(rotation) => rotate(cx, *rotation).await,
+        Action::Logout { keys, clear_cookie } => {
+            for key in &keys {
+                store.delete(key).await?;
+                events::destroyed(key);
+            }
+            Ok(Outcome {
+                clear_cookie,
+                logged_out: true,
+                ..Outcome::default()
+            })
+        }
+    }
+}
+
+async fn rotate(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome, SessionError> {
+    let Rotation {
+        from,
+        new,
+        reason,
+        on_conflict,
+        on_gone,
+    } = rotation;
+    let NewSession {
+        mut record,
+        changes,
+        token,
+        deliver_cookie,
+    } = new;
+    record.data = record
+        .data
+        .apply(&changes, Some(cx.config.max_data_bytes))?;
+    let (rotated, record) = match from {
+        RotateFrom::Record { key, version } => {
+            let attempt = |s, last| rotate_once(cx, &key, s, &changes, on_conflict, last);
+            retry((version, record), attempt).await?
+        }
+        RotateFrom::Delete(key) => {
+            cx.store.delete(&key).await?;
+            (false, record)
+        }
+        RotateFrom::Nothing => (false, record),
+    };
+    if !rotated {
+        if on_gone != OnGone::CreateNew {
+            return Ok(gone(on_gone));
+        }
+        cx.store.create(&record).await?;
+    }
+    events::issued(&record.key, rotated, reason.as_str());
+    Ok(Outcome::issue(token, &record, deliver_cookie))
+}
+
+/// Stores a new session holding `changes`, and says to issue its token.
+async fn create(
+    cx: &Store<'_>,
+    mut record: SessionRecord,
+    changes: &DataChanges,
+    token: SessionToken,
+    deliver_cookie: bool,
+) -> Result<Outcome, SessionError> {
+    record.data = record.data.apply(changes, Some(cx.config.max_data_bytes))?;
+    cx.store.create(&record).await?;
+    events::created(&record.key);
+    Ok(Outcome::issue(token, &record, deliver_cookie))
+}
+
+/// The version a save expects.
+#[derive(Clone, Copy)]
+enum Version {
+    /// A blind save: merged whatever the version.
+    Any,
+    Exactly(u64),
+}
+
+/// One save: `true` saved, `false` gone; on `Conflict`, the version to expect next.
+async fn save(
+    store: &dyn SessionStore,
+    key: &SessionKey,
+    version: Version,
+    changes: &ChangeSet,
+    now: Timestamp,
+) -> Result<Attempt<Version, bool>, SessionError> {
+    let expected = match version {
+        Version::Any => None,
+        Version::Exactly(v) => Some(v),
+    };
+    Ok(match store.save(key, expected, changes, now).await? {
+        SaveOutcome::Saved { .. } => Attempt::Done(true),
+        SaveOutcome::Gone => Attempt::Done(false),
+        SaveOutcome::Conflict { current_version } => Attempt::Again(match version {
+            Version::Any => Version::Any,
+            Version::Exactly(_) => Version::Exactly(current_version),
+        }),
+    })
+}
+
+/// One rotation of the record `key` at `expected` to `record`: whether it rotated, and the
+/// record; on `Conflict`, what `on_conflict` says.
+async fn rotate_once(
+    cx: &Store<'_>,
+    key: &SessionKey,
+    (expected, mut record): (u64, SessionRecord),
+    changes: &DataChanges,
+    on_conflict: OnConflict,
+    last: bool,
+) -> Result<Attempt<(u64, SessionRecord), (bool, SessionRecord)>, SessionError> {
+    let limit = Some(cx.config.max_data_bytes);
+    match cx
+        .store
+        .rotate(key, Some(expected), &record, cx.now)
+        .await?
+    {
+        RotateOutcome::Rotated => Ok(Attempt::Done((true, record))),
+        RotateOutcome::Gone => Ok(Attempt::Done((false, record))),
+        RotateOutcome::Conflict { .. } if on_conflict == OnConflict::Refuse || last => {
+            Err(SessionError::Conflict)
+        }
+        RotateOutcome::Conflict { .. } => match cx.store.load(key, cx.now).await? {
+            Some(current) => {
+                record.data = current.data.apply(changes, limit)?;
+                Ok(Attempt::Again((current.version, record)))
+            }
+            None => Ok(Attempt::Done((false, record))),
+        },
+    }
+}

@@ -1,0 +1,216 @@
+//! [`Session`]: the per-request session handle, and what the layer does with it when the
+//! response comes back.
+//!
+//! One request's walk through this module: `load.rs` reads the record on first use; the
+//! handler API (`data.rs`, `account.rs`) records what the handler asks for in the request's
+//! state (`state.rs`); when the response comes back, [`Session::finish`] asks `plan.rs` what
+//! to write, `commit.rs` writes it, and `response.rs` sets the headers.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use http::{HeaderValue, Response};
+use sessionward_core::{SessionStore, Timestamp};
+
+use crate::config::SessionConfig;
+use crate::events;
+use crate::presented::Presented;
+use crate::shared::Shared;
+
+mod account;
+mod commit;
+mod data;
+mod load;
+mod plan;
+mod response;
+mod state;
+
+use self::state::{Intent, Loaded, State};
+
+/// Longest user agent kept in a record, in bytes.
+const MAX_USER_AGENT: usize = 256;
+
+struct Inner {
+    shared: Arc<Shared>,
+    presented: Presented,
+    user_agent: Option<HeaderValue>,
+    load_lock: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+}
+
+/// The session of one request.
+///
+/// The [`SessionLayer`](crate::SessionLayer) puts it in the request extensions; axum handlers
+/// take it as an extractor, and any tower service can read it with
+/// `req.extensions().get::<Session>()`. Clones share the same state.
+///
+/// Nothing is loaded until a method needs the record (one store round trip, at most once per
+/// request), and nothing is written until the response comes back: then the layer creates,
+/// saves, rotates, touches or deletes, as the handler asked, and sets or clears the cookie. A
+/// handler's 5xx response persists nothing.
+///
+/// ```no_run
+/// use sessionward::Session;
+///
+/// async fn add_to_cart(session: Session) -> Result<String, sessionward::SessionError> {
+///     let mut cart: Vec<String> = session.get("cart").await?.unwrap_or_default();
+///     cart.push("book-17".into());
+///     session.insert("cart", &cart).await?;
+///     Ok(format!("{} items", cart.len()))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        let loaded = match &state.loaded {
+            Loaded::NotYet => "not loaded",
+            Loaded::Live(_) => "live",
+            Loaded::Absent => "absent",
+        };
+        f.debug_struct("Session")
+            .field("loaded", &loaded)
+            .field("presented", &self.inner.presented.token().map(|t| t.key()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The user agent as a record keeps it: visible ASCII, truncated. Borrowed, so comparing it
+/// on every load allocates nothing.
+fn user_agent_str(v: &HeaderValue) -> Option<&str> {
+    let s = v.to_str().ok()?;
+    Some(&s[..s.len().min(MAX_USER_AGENT)])
+}
+
+/// What [`Session::finish`] leaves to do.
+pub(crate) enum Finish<B> {
+    Done(Response<B>),
+    Pending(Pin<Box<dyn Future<Output = Response<B>> + Send>>),
+}
+
+impl Session {
+    /// The session of a request that presented `presented`, with this user agent.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        presented: Presented,
+        user_agent: Option<HeaderValue>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                presented,
+                user_agent,
+                shared,
+                load_lock: tokio::sync::Mutex::new(()),
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state half-written in a way that
+        // matters more than the panic itself; keep serving.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn config(&self) -> &SessionConfig {
+        &self.inner.shared.config
+    }
+
+    fn store(&self) -> &dyn SessionStore {
+        &*self.inner.shared.store
+    }
+
+    /// The clock's time.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.config().clock.now()
+    }
+
+    /// What this session shares with the layer (for the admin handle).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// The request's user agent, as a record keeps it.
+    fn user_agent(&self) -> Option<&str> {
+        self.inner.user_agent.as_ref().and_then(user_agent_str)
+    }
+
+    /// Completes the request: decides what to write, and writes it (SEC-17: a store failure
+    /// replaces the response with a 503).
+    pub(crate) fn finish<B>(self, mut res: Response<B>) -> Finish<B>
+    where
+        B: From<&'static str> + Send + 'static,
+    {
+        let now = self.now();
+        let plan = {
+            let mut state = self.state();
+            if matches!(state.loaded, Loaded::NotYet) && state.pending.is_empty() {
+                // The handler never used the session (lazy: no store call at all).
+                return Finish::Done(res);
+            }
+            // A failed handler persists nothing, except a logout it asked for: ending a
+            // session is always safe, and keeping it alive after "sign out" is not.
+            let sign_out = matches!(state.pending.intent, Intent::SignOut);
+            if res.status().is_server_error() && !sign_out {
+                return Finish::Done(res);
+            }
+            let pending = std::mem::take(&mut state.pending);
+            let request = plan::Request {
+                presented: &self.inner.presented,
+                user_agent: self.user_agent(),
+            };
+            plan::plan(&state.loaded, pending, now, self.config(), &request)
+        };
+        if let plan::Action::Nothing { clear_cookie } = plan.action {
+            let outcome = commit::Outcome {
+                clear_cookie,
+                signed_in: plan.signed_in,
+                ..commit::Outcome::default()
+            };
+            response::apply(&mut res, outcome, self.config(), self.now());
+            return Finish::Done(res);
+        }
+        Finish::Pending(Box::pin(async move {
+            let store = commit::Store {
+                store: self.store(),
+                config: self.config(),
+                now,
+                user_agent: self.user_agent(),
+            };
+            match commit::commit(&store, plan).await {
+                Ok(outcome) => {
+                    response::apply(&mut res, outcome, self.config(), self.now());
+                    res
+                }
+                Err(e) => {
+                    events::commit_failed(&e);
+                    e.response()
+                }
+            }
+        }))
+    }
+}
+
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Session {
+    type Rejection = crate::rejection::MissingSessionLayer;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(crate::rejection::MissingSessionLayer)
+    }
+}

@@ -1,0 +1,60 @@
+//! Turns an [`Outcome`] into the response's `Set-Cookie`, `Cache-Control` and
+//! `Clear-Site-Data` headers.
+
+use std::fmt::Write as _;
+
+use http::header::{CACHE_CONTROL, SET_COOKIE};
+use http::{HeaderName, HeaderValue, Response};
+use sessionward_core::Timestamp;
+
+use super::commit::Outcome;
+use crate::config::SessionConfig;
+
+/// Writes what `outcome` says into `res`'s headers; `now` counts a persistent cookie's
+/// `Max-Age`.
+pub(crate) fn apply<B>(
+    res: &mut Response<B>,
+    outcome: Outcome,
+    config: &SessionConfig,
+    now: Timestamp,
+) {
+    let headers = res.headers_mut();
+    // A response that issues a token (in a cookie or in its body) is never cached.
+    let mut touched_cookie = outcome.issued.is_some();
+    match outcome.issued {
+        Some(issued) if issued.cookie => {
+            let strings = &config.cookie;
+            let token = issued.token.expose();
+            let mut cookie = String::with_capacity(
+                strings.prefix.len() + token.len() + strings.attributes.len() + 20,
+            );
+            cookie.push_str(&strings.prefix);
+            cookie.push_str(&token);
+            cookie.push_str(&strings.attributes);
+            if config.persistent {
+                let secs = issued.absolute_expires_at.saturating_since(now).as_secs();
+                let _ = write!(cookie, "; Max-Age={secs}");
+            }
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                headers.append(SET_COOKIE, v);
+            }
+        }
+        _ if outcome.clear_cookie && config.transport.cookie() => {
+            if let Some(v) = &config.cookie.clear {
+                headers.append(SET_COOKIE, v.clone());
+                touched_cookie = true;
+            }
+        }
+        _ => {}
+    }
+    if outcome.logged_out && config.clear_site_data {
+        headers.insert(
+            HeaderName::from_static("clear-site-data"),
+            HeaderValue::from_static("\"cookies\", \"storage\""),
+        );
+    }
+    let signed_in = outcome.signed_in && config.no_store_when_signed_in;
+    if touched_cookie || outcome.wrote || signed_in {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
