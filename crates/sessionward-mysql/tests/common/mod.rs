@@ -2,7 +2,6 @@
 //! MariaDB server started and stopped (by its process id) by the tests themselves.
 #![allow(dead_code, unreachable_pub)] // Each test file uses its own part of this module.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -224,9 +223,4 @@ fn user_args() -> Vec<String> {
     } else {
         Vec::new()
     }
-}
-
-/// Whether `path` exists (for messages).
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }
