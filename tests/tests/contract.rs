@@ -784,7 +784,11 @@ async fn restart_on_sqlite_keeps_every_session() {
     let c = app.client();
     for (user, v) in &cookies {
         let me = c.get("/api/me", Auth::Cookie(v)).await;
-        assert_eq!(me.status, StatusCode::OK, "{user}'s session did not survive");
+        assert_eq!(
+            me.status,
+            StatusCode::OK,
+            "{user}'s session did not survive"
+        );
         assert_eq!(me.json()["username"], json!(user));
         assert_eq!(
             c.get("/api/cart", Auth::Cookie(v)).await.json(),
@@ -792,7 +796,11 @@ async fn restart_on_sqlite_keeps_every_session() {
         );
     }
     let me = c.get("/api/me", Auth::Bearer(&bearer)).await;
-    assert_eq!(me.status, StatusCode::OK, "the bearer session did not survive");
+    assert_eq!(
+        me.status,
+        StatusCode::OK,
+        "the bearer session did not survive"
+    );
     assert_eq!(
         c.get("/api/me", Auth::Cookie(&ended)).await.status,
         StatusCode::UNAUTHORIZED,
