@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
 # Dependency order (dev-dependencies included: the stores' tests use the conformance suite).
 crates=(sessionward-core sessionward-conformance sessionward-memory sessionward sessionward-postgres
-  sessionward-redis)
+  sessionward-redis sessionward-sqlite sessionward-mysql)
 
 for c in "${crates[@]}"; do
   list=$(cargo package --list --locked --allow-dirty -p "$c")

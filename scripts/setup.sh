@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares this machine for sessionward's tests: installs what is missing and makes sure the
-# local PostgreSQL and Redis are up. Idempotent; safe to run before every test run.
+# local PostgreSQL, MariaDB and Redis are up. Idempotent; safe to run before every test run.
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -35,6 +35,7 @@ fi
 # Services the store tests talk to.
 command -v pg_ctlcluster >/dev/null || apt_install postgresql
 command -v redis-server >/dev/null || apt_install redis-server
+command -v mariadbd >/dev/null || apt_install mariadb-server
 # Real browsers and a real reverse proxy for the end-to-end tests (tests/tests/browser.rs,
 # engines.rs, proxy.rs): Chromium + chromedriver, WebKitGTK's WebKitWebDriver under Xvfb,
 # Firefox ESR (driven over WebDriver BiDi by puppeteer-core: there is no geckodriver
@@ -56,6 +57,23 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { log "PostgreSQL is not reachable at 127.0.0.1:5432"; exit 1; }
+
+# MariaDB for the MySQL store (root without a password over TCP, database `test`).
+mariadb_up() { mariadb -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1; }
+if ! mariadb_up; then
+  log "starting MariaDB"
+  as_root mkdir -p /run/mysqld
+  as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- \
+    --user=mysql --bind-address=127.0.0.1 --port=3306
+  for _ in $(seq 1 60); do mariadb_up && break; sleep 1; done
+fi
+if ! mariadb_up; then
+  # A fresh install lets root in only through the socket: allow it over TCP without a password.
+  as_root mariadb -u root -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket; FLUSH PRIVILEGES;" || true
+fi
+mariadb_up || { log "MariaDB is not reachable at 127.0.0.1:3306 as root"; exit 1; }
+mariadb -h 127.0.0.1 -P 3306 -u root -e 'CREATE DATABASE IF NOT EXISTS test' >/dev/null
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   log "starting Redis"

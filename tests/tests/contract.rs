@@ -1,5 +1,5 @@
 //! Every line of the demo-app's HTTP contract, driven over HTTP against the binary, on the
-//! memory, PostgreSQL and Redis stores.
+//! memory, PostgreSQL, MySQL/MariaDB, SQLite and Redis stores.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -585,6 +585,50 @@ async fn contract_on_redis_store() {
     contract(&app).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_on_mysql_store() {
+    let Some(url) = service_url("MYSQL_URL") else {
+        return;
+    };
+    let app = DemoApp::start(&["--store", "mysql", "--database-url", &url]).await;
+    contract(&app).await;
+}
+
+/// A fresh SQLite file for one test, removed (with its WAL files) when dropped.
+struct SqliteFile(std::path::PathBuf);
+
+impl SqliteFile {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let file = format!("sessionward-e2e-{name}-{}-{nanos}.db", std::process::id());
+        Self(std::env::temp_dir().join(file))
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_on_sqlite_store() {
+    let file = SqliteFile::new("contract");
+    let url = file.url();
+    let app = DemoApp::start(&["--store", "sqlite", "--database-url", &url]).await;
+    contract(&app).await;
+}
+
 /// Sign in on one instance, sign out on the other: the first rejects the cookie at once.
 async fn two_instances(args: &[&str]) {
     let a = DemoApp::start(args).await;
@@ -655,6 +699,14 @@ async fn two_instances_on_redis() {
     two_instances(&["--store", "redis", "--redis-url", &url]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_mysql() {
+    let Some(url) = service_url("MYSQL_URL") else {
+        return;
+    };
+    two_instances(&["--store", "mysql", "--database-url", &url]).await;
+}
+
 async fn restart_keeps_sessions(args: &[&str]) {
     let app = DemoApp::start(args).await;
     let port = app.port;
@@ -683,6 +735,79 @@ async fn restart_on_redis_keeps_sessions() {
         return;
     };
     restart_keeps_sessions(&["--store", "redis", "--redis-url", &url]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_mysql_keeps_sessions() {
+    let Some(url) = service_url("MYSQL_URL") else {
+        return;
+    };
+    restart_keeps_sessions(&["--store", "mysql", "--database-url", &url]).await;
+}
+
+/// The embedded persistent store: the app is killed (no clean shutdown) and started again on
+/// the same file, and every session comes back as it was, cookie and bearer, data included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_sqlite_keeps_every_session() {
+    let file = SqliteFile::new("restart");
+    let url = file.url();
+    let args = ["--store", "sqlite", "--database-url", url.as_str()];
+    let app = DemoApp::start(&args).await;
+    let port = app.port;
+    let c = app.client();
+    let mut cookies = Vec::new();
+    for user in ["alice", "bob", "admin", "alice"] {
+        let v = c.login(user).await;
+        let cart = c
+            .post("/api/cart", Auth::Cookie(&v), json!({ "item": user }))
+            .await;
+        assert_eq!(cart.status, StatusCode::OK);
+        cookies.push((user, v));
+    }
+    let bearer = c
+        .post("/api/token", Auth::None, creds("bob", "bob-password"))
+        .await
+        .json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let ended = c.login("bob").await;
+    assert_eq!(
+        c.post("/api/logout", Auth::Cookie(&ended), json!({}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    app.stop().await;
+
+    let app = DemoApp::start_on(port, &args).await;
+    let c = app.client();
+    for (user, v) in &cookies {
+        let me = c.get("/api/me", Auth::Cookie(v)).await;
+        assert_eq!(
+            me.status,
+            StatusCode::OK,
+            "{user}'s session did not survive"
+        );
+        assert_eq!(me.json()["username"], json!(user));
+        assert_eq!(
+            c.get("/api/cart", Auth::Cookie(v)).await.json(),
+            json!({ "items": [user] })
+        );
+    }
+    let me = c.get("/api/me", Auth::Bearer(&bearer)).await;
+    assert_eq!(
+        me.status,
+        StatusCode::OK,
+        "the bearer session did not survive"
+    );
+    assert_eq!(
+        c.get("/api/me", Auth::Cookie(&ended)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a session signed out before the restart came back"
+    );
+    let list = c.get("/api/sessions", Auth::Cookie(&cookies[0].1)).await;
+    assert_eq!(list.status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,9 @@
 //!
 //! Run with: `cargo run --release -p demo-app`, then open <http://localhost:3000>.
 //!
-//! `--store postgres --database-url URL` (or `DATABASE_URL`) and `--store redis --redis-url URL`
-//! (or `REDIS_URL`) share sessions between instances; `--idle-timeout SECS` and
+//! `--store postgres --database-url URL` (or `DATABASE_URL`), `--store mysql --database-url
+//! mysql://...` and `--store redis --redis-url URL` (or `REDIS_URL`) share sessions between
+//! instances; `--store sqlite --database-url sqlite://PATH` keeps them in a file across restarts; `--idle-timeout SECS` and
 //! `--absolute-timeout SECS` override the library's defaults (30 minutes, 12 hours).
 //! `LOG_FORMAT=json` switches the logs to JSON lines; `RUST_LOG` filters them.
 //!
@@ -57,6 +58,8 @@ pub(crate) struct AppState {
 enum StoreKind {
     Memory,
     Postgres,
+    Mysql,
+    Sqlite,
     Redis,
 }
 
@@ -70,7 +73,8 @@ struct Args {
     /// Where sessions live.
     #[arg(long, value_enum, default_value = "memory")]
     store: StoreKind,
-    /// PostgreSQL URL, for `--store postgres`.
+    /// Database URL, for `--store postgres` (postgres://...), `--store mysql` (mysql://...) and
+    /// `--store sqlite` (sqlite://PATH, a file created if missing, or sqlite::memory:).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Redis URL, for `--store redis`.
@@ -167,6 +171,27 @@ async fn open_store(args: &Args) -> Result<Arc<dyn SessionStore>, BoxError> {
             let store = sessionward_postgres::PostgresStore::new(pool);
             store.migrate().await?;
             Arc::new(store)
+        }
+        StoreKind::Mysql => {
+            let url = args
+                .database_url
+                .as_deref()
+                .ok_or("--store mysql needs --database-url or DATABASE_URL")?;
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await?;
+            let store = sessionward_mysql::MySqlStore::new(pool);
+            store.migrate().await?;
+            Arc::new(store)
+        }
+        StoreKind::Sqlite => {
+            let url = args
+                .database_url
+                .as_deref()
+                .ok_or("--store sqlite needs --database-url sqlite://PATH")?;
+            Arc::new(sessionward_sqlite::SqliteStore::open(url).await?)
         }
         StoreKind::Redis => {
             let url = args
