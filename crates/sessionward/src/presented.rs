@@ -7,10 +7,6 @@ use sessionward_core::SessionToken;
 
 use crate::config::SessionConfig;
 
-/// At most this many cookie pairs are examined; a request with more has no session (parsing
-/// stays linear and bounded whatever the input).
-const MAX_COOKIE_PAIRS: usize = 256;
-
 /// How the token arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Via {
@@ -125,15 +121,17 @@ fn trim(mut b: &[u8]) -> &[u8] {
 
 /// The value(s) of the cookie named `name`, across every `Cookie` field (HTTP/2 sends one
 /// field per pair). Identical repeats collapse; different values are `Many`.
+///
+/// Every pair is examined, however many there are: there is no pair cap. The work is one pass
+/// over the bytes of the `Cookie` fields, which the HTTP server already bounds (its header
+/// size limit), and nothing is allocated. A cap would have to either stop before a session
+/// cookie sent late (a valid session treated as absent, or a second, different value missed)
+/// or call the request ambiguous and clear a valid session; neither is acceptable, so the
+/// number of other cookies never changes what the request presents.
 fn find_cookie<'a>(headers: &'a HeaderMap, name: &[u8]) -> Found<'a> {
     let mut found = Seen::default();
-    let mut pairs = 0;
     for field in headers.get_all(COOKIE) {
         for pair in field.as_bytes().split(|&b| b == b';') {
-            pairs += 1;
-            if pairs > MAX_COOKIE_PAIRS {
-                return Found::Many(found);
-            }
             let pair = trim(pair);
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
@@ -326,6 +324,37 @@ mod tests {
                 String::from_utf8_lossy(&c)
             );
         }
+    }
+
+    #[test]
+    fn many_other_cookies_never_hide_or_end_a_session() {
+        let t = SessionToken::generate().expect("rng").expose();
+        let other = SessionToken::generate().expect("rng").expose();
+        let filler = "a=b; ".repeat(1000);
+        // The session cookie after, before and among a thousand others: still the session.
+        for c in [
+            format!("{filler}__Host-id={t}"),
+            format!("__Host-id={t}; {filler}"),
+            format!("{filler}__Host-id={t}; {filler}__Host-id={t}"),
+        ] {
+            let h = headers(&[c.as_bytes()]);
+            assert_eq!(
+                presented(&h, &cfg()).token().map(SessionToken::expose),
+                Some(t.clone())
+            );
+        }
+        // Split over many fields too.
+        let mut fields: Vec<Vec<u8>> = (0..300).map(|i| format!("c{i}=v").into_bytes()).collect();
+        fields.push(format!("__Host-id={t}").into_bytes());
+        let refs: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+        assert!(presented(&headers(&refs), &cfg()).token().is_some());
+        // Only fillers: no session, and nothing to clear.
+        let h = headers(&[filler.as_bytes()]);
+        let p = presented(&h, &cfg());
+        assert!(matches!(p, Presented::Nothing) && !p.via_cookie());
+        // A different value however far behind the first is still seen: ambiguous.
+        let h = headers(&[format!("__Host-id={t}; {filler}__Host-id={other}").as_bytes()]);
+        assert!(matches!(presented(&h, &cfg()), Presented::Ambiguous { .. }));
     }
 
     #[test]
