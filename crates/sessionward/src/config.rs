@@ -403,9 +403,11 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Drops `Secure` from the cookie, for plain-HTTP development on a host that is not
-    /// `localhost` (browsers treat `http://localhost` as secure, so local development does
-    /// not need this). Logs a warning at build time. Refused with a `__Host-` or `__Secure-`
+    /// Drops `Secure` from the cookie, for plain-HTTP development only. Chromium and Firefox
+    /// accept `Secure` cookies from `http://localhost` and `http://127.0.0.1`, so they do not
+    /// need this there; WebKit (WebKitGTK 2.50, Safari) drops every `Secure` cookie from an
+    /// http URL, localhost included: serve https locally instead (the demo app's
+    /// `--self-signed`), or use this. Logs a warning at build time. Refused with a `__Host-` or `__Secure-`
     /// name: pick another name with [`cookie_name`](Self::cookie_name). The layer never
     /// decides `Secure` from the request's scheme or `X-Forwarded-Proto`.
     pub fn dev_insecure(mut self) -> Self {
