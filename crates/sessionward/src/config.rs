@@ -407,9 +407,9 @@ impl SessionConfigBuilder {
     /// accept `Secure` cookies from `http://localhost` and `http://127.0.0.1`, so they do not
     /// need this there; WebKit (WebKitGTK 2.50, Safari) drops every `Secure` cookie from an
     /// http URL, localhost included: serve https locally instead (the demo app's
-    /// `--self-signed`), or use this. Logs a warning at build time. Refused with a `__Host-` or `__Secure-`
-    /// name: pick another name with [`cookie_name`](Self::cookie_name). The layer never
-    /// decides `Secure` from the request's scheme or `X-Forwarded-Proto`.
+    /// `--self-signed`), or use this. Logs a warning at build time. Refused with a `__Host-`
+    /// or `__Secure-` name: pick another name with [`cookie_name`](Self::cookie_name). The
+    /// layer never decides `Secure` from the request's scheme or `X-Forwarded-Proto`.
     pub fn dev_insecure(mut self) -> Self {
         self.secure = false;
         self.insecure_acknowledged = true;

@@ -15,7 +15,7 @@ use crate::config::ConfigError;
 /// | --- | --- |
 /// | a safe method | passes |
 /// | `Sec-Fetch-Site: same-origin` or `none` | passes, whatever `Origin` and `Host` say |
-/// | `Sec-Fetch-Site: same-site`, `cross-site` (or another value) | 403 unless `Origin` is trusted |
+/// | `Sec-Fetch-Site: same-site`, `cross-site` (or another value) | 403 unless trusted |
 /// | no `Sec-Fetch-Site`, no `Origin` (curl, mobile apps, server-to-server) | passes |
 /// | no `Sec-Fetch-Site`, `Origin` trusted or the request's own origin | passes |
 /// | no `Sec-Fetch-Site`, any other `Origin` (`null` and malformed ones included) | 403 |
