@@ -88,7 +88,7 @@ struct Args {
     /// should trust it.
     #[arg(long, requires = "self_signed")]
     self_signed_out: Option<PathBuf>,
-    /// The app's public origin as people reach it (e.g. https://app.example.com behind a
+    /// The app's public origin as people reach it (e.g. `https://app.example.com` behind a
     /// reverse proxy); repeat for several. The cross-origin check compares a request's Origin
     /// with these rather than with the Host header. Default: the Host header.
     #[arg(long)]
