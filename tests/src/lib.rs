@@ -102,7 +102,7 @@ pub fn free_port() -> u16 {
 #[derive(Debug)]
 pub struct DemoApp {
     child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://` when it serves TLS (`--self-signed`).
     pub base: String,
     /// The port it listens on.
     pub port: u16,
@@ -110,7 +110,7 @@ pub struct DemoApp {
 
 impl DemoApp {
     /// Starts `demo-app --listen 127.0.0.1:<free port> <args>` and waits (at most 60 s) for
-    /// its `listening on http://` line.
+    /// its `listening on http://` (or `https://`) line.
     ///
     /// # Panics
     /// If it does not start.
@@ -139,21 +139,23 @@ impl DemoApp {
         let ready = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if line.contains("listening on http://") {
-                    return true;
+                    return Some("http");
+                }
+                if line.contains("listening on https://") {
+                    return Some("https");
                 }
             }
-            false
+            None
         })
         .await;
-        assert!(
-            matches!(ready, Ok(true)),
-            "demo-app {args:?} did not print `listening on http://` within 60 s"
-        );
+        let Ok(Some(scheme)) = ready else {
+            panic!("demo-app {args:?} did not print `listening on http(s)://` within 60 s");
+        };
         // Keep draining stdout so the app never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             port,
         }
     }

@@ -8,18 +8,16 @@
 //!   is redirected and lands on the sign-in form again, with no error and no cookie stored.
 //!   [`webkit_over_plain_http_drops_the_secure_cookie`] asserts exactly that, so the docs can
 //!   state it.
-//! - https: the demo behind a real nginx terminating TLS with a throw-away certificate (until
-//!   the demo serves https itself with `--self-signed`); every engine signs in and out.
+//! - https: the demo's own TLS with `--self-signed` (a certificate for `localhost` and
+//!   `127.0.0.1` made at start; the browsers are told to accept it); every engine signs in
+//!   and out. `tests/tests/proxy.rs` covers the demo behind nginx.
 //!
 //! Each test starts its browser once and runs every URL in it.
-
-mod tls;
 
 use sessionward_e2e::DemoApp;
 use sessionward_e2e::flow::{
     Outcome, assert_sign_in_does_not_stick, assert_signs_in_and_out, firefox_flow, webdriver_flow,
 };
-use sessionward_e2e::nginx::{HostHeader, Nginx};
 use sessionward_e2e::webdriver::{Browser, Driver, Engine};
 
 fn plain_http_bases(app: &DemoApp) -> [String; 2] {
@@ -29,15 +27,18 @@ fn plain_http_bases(app: &DemoApp) -> [String; 2] {
     ]
 }
 
-/// The demo behind nginx with TLS; the nginx (to keep alive) and the https base URLs.
-async fn behind_tls(app: &DemoApp) -> Option<(Nginx, [String; 2])> {
-    let (cert, key) = tls::throwaway_cert();
-    let nginx = Nginx::start(app.port, HostHeader::HttpHost, &cert, &key).await?;
+/// The demo serving https itself with `--self-signed`, and its https base URLs.
+async fn self_signed() -> (DemoApp, [String; 2]) {
+    let app = DemoApp::start(&["--self-signed"]).await;
+    assert!(
+        app.base.starts_with("https://"),
+        "--self-signed serves https"
+    );
     let bases = [
-        format!("https://127.0.0.1:{}", nginx.port),
-        format!("https://localhost:{}", nginx.port),
+        format!("https://127.0.0.1:{}", app.port),
+        format!("https://localhost:{}", app.port),
     ];
-    Some((nginx, bases))
+    (app, bases)
 }
 
 async fn run_webdriver(engine: Engine, bases: &[String], insecure: bool) -> Option<Vec<Outcome>> {
@@ -87,18 +88,14 @@ async fn webkit_over_plain_http_drops_the_secure_cookie() {
     app.stop().await;
 }
 
-/// Every URL of the demo behind nginx with TLS, in a WebDriver engine told to accept the
-/// throw-away certificate.
+/// Every URL of the demo's own https (`--self-signed`), in a WebDriver engine told to accept
+/// the certificate.
 async fn signs_in_and_out_over_https(engine: Engine) {
-    let app = DemoApp::start(&[]).await;
-    let Some((nginx, bases)) = behind_tls(&app).await else {
-        return;
-    };
+    let (app, bases) = self_signed().await;
     let Some(outcomes) = run_webdriver(engine, &bases, true).await else {
         return;
     };
     outcomes.iter().for_each(assert_signs_in_and_out);
-    drop(nginx);
     app.stop().await;
 }
 
@@ -114,14 +111,10 @@ async fn webkit_signs_in_and_out_over_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_signs_in_and_out_over_https() {
-    let app = DemoApp::start(&[]).await;
-    let Some((nginx, bases)) = behind_tls(&app).await else {
-        return;
-    };
+    let (app, bases) = self_signed().await;
     let Some(outcomes) = firefox_flow(&[bases[0].as_str(), bases[1].as_str()]).await else {
         return;
     };
     outcomes.iter().for_each(assert_signs_in_and_out);
-    drop(nginx);
     app.stop().await;
 }

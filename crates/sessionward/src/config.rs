@@ -107,6 +107,9 @@ pub enum ConfigError {
     /// The domain holds a `;` or a control character.
     #[error("invalid cookie domain {0:?}")]
     InvalidDomain(String),
+    /// An origin given to the cross-origin check is not `scheme://host[:port]`.
+    #[error("invalid origin {0:?}: write scheme://host[:port], e.g. https://app.example.com")]
+    InvalidOrigin(String),
 }
 
 /// The layer's settings. Build one with [`SessionConfig::builder`]; the defaults are the
@@ -207,6 +210,7 @@ pub struct SessionConfigBuilder {
     no_store_when_signed_in: bool,
     bind_user_agent: bool,
     cross_origin: Option<crate::guard::CrossOriginGuard>,
+    public_origins: Vec<String>,
     clock: SharedClock,
 }
 
@@ -229,6 +233,7 @@ impl Default for SessionConfigBuilder {
             no_store_when_signed_in: true,
             bind_user_agent: false,
             cross_origin: Some(crate::guard::CrossOriginGuard::new()),
+            public_origins: Vec::new(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -354,21 +359,40 @@ impl SessionConfigBuilder {
     }
 
     /// Refuses, with 403, a request with an unsafe method that carries the session cookie and
-    /// that a browser marks as cross-site (the rules of
+    /// that a browser sends from another origin (the rules of
     /// [`CrossOriginGuard`](crate::CrossOriginGuard), SEC-36). Default: on, trusting only
     /// same-origin requests. Pass `Some(guard)` to trust more origins, `None` to turn it off.
     ///
     /// ```
     /// use sessionward::{CrossOriginGuard, SessionConfig};
+    /// let guard = CrossOriginGuard::new().trust_origin("https://partner.example.net");
     /// let c = SessionConfig::builder()
-    ///     .cross_origin_check(Some(
-    ///         CrossOriginGuard::new().trust_origin("https://app.example.com"),
-    ///     ))
+    ///     .cross_origin_check(Some(guard.expect("a valid origin")))
     ///     .build();
     /// assert!(c.is_ok());
     /// ```
     pub fn cross_origin_check(mut self, guard: Option<crate::guard::CrossOriginGuard>) -> Self {
         self.cross_origin = guard;
+        self
+    }
+
+    /// Declares one of the app's public origins, the URL people use
+    /// (`https://app.example.com`), for the session layer's cross-origin check, whichever
+    /// guard [`cross_origin_check`](Self::cross_origin_check) sets. Call it once per origin.
+    /// A request without `Sec-Fetch-Site` then counts as same-origin only if its `Origin` is
+    /// one of these (scheme included), not whatever `Host` a reverse proxy forwards. See
+    /// [`CrossOriginGuard::public_origin`](crate::CrossOriginGuard::public_origin), which does
+    /// the same for that layer. Default: none (the request's `Host`).
+    ///
+    /// ```
+    /// use sessionward::{ConfigError, SessionConfig};
+    /// let c = SessionConfig::builder().public_origin("https://app.example.com").build();
+    /// assert!(c.is_ok());
+    /// let c = SessionConfig::builder().public_origin("app.example.com").build();
+    /// assert!(matches!(c, Err(ConfigError::InvalidOrigin(_))));
+    /// ```
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.public_origins.push(origin.into());
         self
     }
 
@@ -379,11 +403,13 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Drops `Secure` from the cookie, for plain-HTTP development on a host that is not
-    /// `localhost` (browsers treat `http://localhost` as secure, so local development does
-    /// not need this). Logs a warning at build time. Refused with a `__Host-` or `__Secure-`
-    /// name: pick another name with [`cookie_name`](Self::cookie_name). The layer never
-    /// decides `Secure` from the request's scheme or `X-Forwarded-Proto`.
+    /// Drops `Secure` from the cookie, for plain-HTTP development only. Chromium and Firefox
+    /// accept `Secure` cookies from `http://localhost` and `http://127.0.0.1`, so they do not
+    /// need this there; WebKit (WebKitGTK 2.50, Safari) drops every `Secure` cookie from an
+    /// http URL, localhost included: serve https locally instead (the demo app's
+    /// `--self-signed`), or use this. Logs a warning at build time. Refused with a `__Host-`
+    /// or `__Secure-` name: pick another name with [`cookie_name`](Self::cookie_name). The
+    /// layer never decides `Secure` from the request's scheme or `X-Forwarded-Proto`.
     pub fn dev_insecure(mut self) -> Self {
         self.secure = false;
         self.insecure_acknowledged = true;
@@ -445,6 +471,13 @@ impl SessionConfigBuilder {
         if touch_interval >= self.idle_timeout {
             return Err(ConfigError::TouchIntervalTooLong);
         }
+        let mut cross_origin = self.cross_origin;
+        for origin in &self.public_origins {
+            let origin = crate::guard::Origin::configured(origin)?;
+            if let Some(guard) = &mut cross_origin {
+                guard.add_public(origin);
+            }
+        }
         if self.insecure_acknowledged {
             tracing::warn!(
                 target: "sessionward",
@@ -469,7 +502,7 @@ impl SessionConfigBuilder {
             clear_site_data: self.clear_site_data,
             no_store_when_signed_in: self.no_store_when_signed_in,
             bind_user_agent: self.bind_user_agent,
-            cross_origin: self.cross_origin,
+            cross_origin,
             clock: self.clock,
             cookie,
         })

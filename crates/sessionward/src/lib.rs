@@ -67,8 +67,12 @@
 //! | store failure | 503, never a pass |
 //! | caching | `Cache-Control: no-store` on responses that set the cookie or are signed in |
 //!
-//! Browsers treat `http://localhost` as a secure context, so the `Secure` `__Host-` cookie
-//! works in local development as it is.
+//! Local development over plain http: Chromium and Firefox accept the `Secure` `__Host-`
+//! cookie from `http://localhost` and `http://127.0.0.1`; WebKit (WebKitGTK 2.50, Safari)
+//! does not: it drops every `Secure` cookie that comes from an http URL, localhost included,
+//! so signing in appears to do nothing. Serve https locally (the demo app's `--self-signed`),
+//! or, in development only, use
+//! [`SessionConfigBuilder::dev_insecure`] with a cookie name without a prefix.
 //!
 //! # Without axum
 //!

@@ -76,7 +76,11 @@ fn guarded_app() -> (Router, TestStore) {
             post(|s: Session| async move { s.insert("cart", &["x"]).await.map(|()| "ok") }),
         )
         .route("/page", get(|| async { "page" }))
-        .layer(CrossOriginGuard::new().trust_origin("https://partner.example"))
+        .layer(
+            CrossOriginGuard::new()
+                .trust_origin("https://partner.example")
+                .expect("a valid origin"),
+        )
         .layer(SessionLayer::new(store.forwarding()));
     (app, store)
 }

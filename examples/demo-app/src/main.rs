@@ -1,6 +1,10 @@
 //! sessionward's demo app: the production-shaped template.
 //!
 //! Run with: `cargo run --release -p demo-app`, then open <http://localhost:3000>.
+//! Over https (needed in WebKit browsers, Safari included, which drop `Secure` cookies from
+//! any http URL, localhost too): `cargo run --release -p demo-app -- --self-signed`, then open
+//! <https://localhost:3000> and accept the certificate. `--tls-cert PATH --tls-key PATH` serve
+//! a real certificate (PEM files).
 //!
 //! `--store postgres --database-url URL` (or `DATABASE_URL`), `--store mysql --database-url
 //! mysql://...` and `--store redis --redis-url URL` (or `REDIS_URL`) share sessions between
@@ -17,9 +21,11 @@ mod client;
 mod html;
 mod server;
 mod throttle;
+mod tls;
 mod users;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +76,26 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Serve https with this certificate chain (PEM file; with --tls-key).
+    #[arg(long, requires = "tls_key", conflicts_with = "self_signed")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM file: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve https with a certificate for `localhost` and `127.0.0.1` made at start, for
+    /// local development (the browser asks you to accept it). WebKit browsers (Safari,
+    /// GNOME Web) need https even on localhost: they drop Secure cookies from http URLs.
+    #[arg(long)]
+    self_signed: bool,
+    /// With --self-signed: also write the certificate (PEM) to this file, for clients that
+    /// should trust it.
+    #[arg(long, requires = "self_signed")]
+    self_signed_out: Option<PathBuf>,
+    /// The app's public origin as people reach it (e.g. `https://app.example.com` behind a
+    /// reverse proxy); repeat for several. The cross-origin check compares a request's Origin
+    /// with these rather than with the Host header. Default: the Host header.
+    #[arg(long)]
+    public_origin: Vec<String>,
     /// Where sessions live.
     #[arg(long, value_enum, default_value = "memory")]
     store: StoreKind,
@@ -217,6 +243,9 @@ fn session_config(args: &Args, clock: SharedClock) -> Result<SessionConfig, BoxE
     if let Some(s) = args.absolute_timeout {
         b = b.absolute_timeout(Duration::from_secs(s));
     }
+    for origin in &args.public_origin {
+        b = b.public_origin(origin);
+    }
     Ok(b.build()?)
 }
 
@@ -254,6 +283,7 @@ struct RequestLimits {
 fn app(
     store: Arc<dyn SessionStore>,
     config: SessionConfig,
+    guard: CrossOriginGuard,
     state: AppState,
     limits: RequestLimits,
 ) -> Router {
@@ -262,7 +292,7 @@ fn app(
         .merge(html::routes())
         .nest("/api", api::routes())
         .fallback(html::not_found)
-        .layer(CrossOriginGuard::new())
+        .layer(guard)
         .layer(sessions)
         // Outside the session layer: health checks never touch a session.
         .route("/healthz", get(|| async { "ok" }))
@@ -341,9 +371,32 @@ fn server_limits(args: &Args) -> server::Limits {
     }
 }
 
+/// The TLS acceptor the flags ask for, if any (writing a made certificate where asked).
+fn tls_acceptor(args: &Args) -> Result<Option<tokio_rustls::TlsAcceptor>, BoxError> {
+    let source = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => tls::Source::Files {
+            cert: cert.as_path(),
+            key: key.as_path(),
+        },
+        _ if args.self_signed => tls::Source::SelfSigned,
+        _ => return Ok(None),
+    };
+    let (acceptor, pem) = tls::acceptor(&source)?;
+    if let (Some(path), Some(pem)) = (&args.self_signed_out, pem) {
+        std::fs::write(path, pem)
+            .map_err(|e| format!("writing the certificate to {}: {e}", path.display()))?;
+    }
+    Ok(Some(acceptor))
+}
+
 async fn run(args: Args) -> Result<(), BoxError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let config = session_config(&args, Arc::clone(&clock))?;
+    let guard = args
+        .public_origin
+        .iter()
+        .try_fold(CrossOriginGuard::new(), |g, o| g.public_origin(o))?;
+    let tls = tls_acceptor(&args)?;
     let hashing = hash_concurrency(&args);
     let users =
         users::Users::seeded(hashing).map_err(|e| format!("hashing the demo passwords: {e}"))?;
@@ -370,11 +423,22 @@ async fn run(args: Args) -> Result<(), BoxError> {
         store = ?args.store, %addr, max_connections = server_limits.max_connections,
         hash_concurrency = hashing, "demo app ready"
     );
-    println!("listening on http://{addr}");
+    if tls.is_some() {
+        println!("listening on https://{addr}");
+        if args.self_signed {
+            println!(
+                "open https://localhost:{} and accept the self-signed certificate",
+                addr.port()
+            );
+        }
+    } else {
+        println!("listening on http://{addr}");
+    }
     server::serve(
         listener,
-        &app(store, config, state, limits),
+        &app(store, config, guard, state, limits),
         &server_limits,
+        tls,
         shutdown_signal(),
     )
     .await;

@@ -16,6 +16,10 @@
 //!   idle connections from one client cannot starve another: each new connection displaces the
 //!   flood's oldest, and a client that sends its request at once is served.
 //!
+//! Over TLS (`--tls-cert`/`--tls-key` or `--self-signed`, see [`crate::tls`]) the same
+//! limits hold: a connection takes its slot before the handshake, and a handshake that is not
+//! done within the header-read timeout closes the connection.
+//!
 //! Keep `--max-connections` well below the process's descriptor limit (`ulimit -n`): each
 //! connection is one descriptor, and the store's pool needs some too.
 
@@ -42,6 +46,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 /// The server's limits (from the command line).
@@ -286,11 +291,12 @@ async fn drive<F: Future>(conn: F, state: &Conn, keep_alive: Duration) {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
-/// (at most `limits.shutdown_timeout`).
+/// (at most `limits.shutdown_timeout`). With `tls`, every connection is TLS.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: &Router,
     limits: &Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let builder = Arc::new(builder(limits));
@@ -330,16 +336,30 @@ pub(crate) async fn serve(
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         let keep_alive = limits.keep_alive_timeout;
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;
             let _registered = registered;
-            let conn = builder
-                .serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(service),
-                )
-                .into_owned();
-            drive(watcher.watch(conn), &state, keep_alive).await;
+            let service = TowerToHyperService::new(service);
+            let Some(tls) = tls else {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                drive(watcher.watch(conn.into_owned()), &state, keep_alive).await;
+                return;
+            };
+            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            drive(watcher.watch(conn.into_owned()), &state, keep_alive).await;
         });
     }
     drop(listener);

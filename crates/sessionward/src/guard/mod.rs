@@ -8,5 +8,5 @@ mod service;
 
 pub use self::future::GuardFuture;
 pub use self::layer::CrossOriginGuard;
-pub(crate) use self::rules::BLOCKED;
+pub(crate) use self::rules::{BLOCKED, Origin};
 pub use self::service::CrossOriginGuardService;
