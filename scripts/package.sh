@@ -24,6 +24,12 @@ for c in "${crates[@]}"; do
 done
 echo "package: every crate packages LICENSE-MIT, LICENSE-APACHE and README.md"
 
+# cargo unpacks the packaged workspace crates into an overlay source cache
+# ($CARGO_HOME/registry/src/-<hash>/) and never refreshes an unpacked crate of the same version,
+# so a tarball made by an earlier run would be verified in place of today's. Those folders hold
+# only our own crates (crates.io's live under registry/src/index.crates.io-*).
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/sessionward-*
+
 args=()
 for c in "${crates[@]}"; do args+=(-p "$c"); done
 cargo package --locked --allow-dirty "${args[@]}"
