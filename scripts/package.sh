@@ -29,6 +29,10 @@ echo "package: every crate packages LICENSE-MIT, LICENSE-APACHE and README.md"
 # so a tarball made by an earlier run would be verified in place of today's. Those folders hold
 # only our own crates (crates.io's live under registry/src/index.crates.io-*).
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/sessionward-*
+# For the same reason (a registry crate of a given version is taken to never change), the
+# target folder's build of a packaged crate from an earlier run would count as fresh: forget
+# every build of our crates there, so verification compiles today's tarballs.
+rm -rf "$CARGO_TARGET_DIR"/*/.fingerprint/sessionward-*
 
 args=()
 for c in "${crates[@]}"; do args+=(-p "$c"); done
