@@ -42,6 +42,7 @@
 mod clock;
 mod error;
 mod record;
+pub mod row_plan;
 mod store;
 mod sweeper;
 mod token;

@@ -72,7 +72,7 @@
 #![forbid(unsafe_code)]
 
 mod builder;
-mod plan;
+use sessionward_core::row_plan as plan;
 mod row;
 mod sql;
 mod store;

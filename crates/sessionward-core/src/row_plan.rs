@@ -1,41 +1,43 @@
-//! What a save or a rotation does, decided in Rust on the row the transaction read (and holds:
-//! the transaction took the write lock first), and the conversions between the record's types
-//! and the table's integers.
+//! A kit for stores that keep a session in one row of integer and text columns and decide
+//! saves and rotations in Rust, inside a transaction that holds the row (the SQLite and
+//! MySQL stores): the column conversions, and [`plan_save`] / [`plan_rotate`], which apply the
+//! store contract's rules (merge, version check, data limit, gone and expired) to the row read.
+//! The transaction must hold the row (it took the write lock first) while it decides.
 
 use std::time::Duration;
 
-use sessionward_core::{ChangeSet, RotateOutcome, SaveOutcome, SessionData, StoreError, Timestamp};
+use crate::{ChangeSet, RotateOutcome, SaveOutcome, SessionData, StoreError, Timestamp};
 
 /// 9999-12-31T23:59:59Z: stored instants are clamped to `0..=MAX_UNIX`, so that no expiry
 /// computation overflows a 64-bit integer (a session never lives outside that range).
-pub(crate) const MAX_UNIX: i64 = 253_402_300_799;
+pub const MAX_UNIX: i64 = 253_402_300_799;
 /// Idle timeouts longer than 100 years count as 100 years when `expires_at` is computed; the
 /// stored `idle_timeout_secs` keeps the exact value.
-pub(crate) const MAX_IDLE_SECS: i64 = 3_155_760_000;
+pub const MAX_IDLE_SECS: i64 = 3_155_760_000;
 
 /// A timestamp as an integer column.
-pub(crate) fn to_db(t: Timestamp) -> i64 {
+pub fn to_db(t: Timestamp) -> i64 {
     t.unix().clamp(0, MAX_UNIX)
 }
 
 /// A duration in whole seconds as an integer column.
-pub(crate) fn secs(d: Duration) -> i64 {
+pub fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// A version as an integer column. Versions count saves and never reach `i64::MAX`; a larger
 /// expected version simply never matches.
-pub(crate) fn version_to_db(v: u64) -> i64 {
+pub fn version_to_db(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// A version read back.
-pub(crate) fn version_from_db(v: i64) -> Result<u64, StoreError> {
+pub fn version_from_db(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::corrupt(format!("negative version {v}")))
 }
 
 /// `min(last_seen_at + idle, absolute_expires_at)`, on stored values.
-pub(crate) fn expires_at(last_seen_at: i64, idle_secs: i64, absolute_expires_at: i64) -> i64 {
+pub fn expires_at(last_seen_at: i64, idle_secs: i64, absolute_expires_at: i64) -> i64 {
     last_seen_at
         .saturating_add(idle_secs.clamp(0, MAX_IDLE_SECS))
         .min(absolute_expires_at)
@@ -43,24 +45,36 @@ pub(crate) fn expires_at(last_seen_at: i64, idle_secs: i64, absolute_expires_at:
 
 /// The columns of the current row that a save reads.
 #[derive(Debug)]
-pub(crate) struct Current {
-    pub(crate) version: i64,
-    pub(crate) data: String,
-    pub(crate) last_seen_at: i64,
-    pub(crate) idle_timeout_secs: i64,
-    pub(crate) absolute_expires_at: i64,
-    pub(crate) expires_at: i64,
+pub struct Current {
+    /// The stored version.
+    pub version: i64,
+    /// The stored data, JSON object text.
+    pub data: String,
+    /// `last_seen_at`, Unix seconds.
+    pub last_seen_at: i64,
+    /// The idle timeout, seconds.
+    pub idle_timeout_secs: i64,
+    /// `absolute_expires_at`, Unix seconds.
+    pub absolute_expires_at: i64,
+    /// The maintained `expires_at`, Unix seconds.
+    pub expires_at: i64,
 }
 
 /// The columns a save writes; `data` is `None` when the save changes no data key.
 #[derive(Debug, PartialEq)]
-pub(crate) struct Update {
-    pub(crate) data: Option<String>,
-    pub(crate) last_seen_at: i64,
-    pub(crate) idle_timeout_secs: i64,
-    pub(crate) absolute_expires_at: i64,
-    pub(crate) expires_at: i64,
-    pub(crate) version: i64,
+pub struct Update {
+    /// The new data, JSON object text; `None` leaves the column as it is.
+    pub data: Option<String>,
+    /// `last_seen_at`, Unix seconds.
+    pub last_seen_at: i64,
+    /// The idle timeout, seconds.
+    pub idle_timeout_secs: i64,
+    /// `absolute_expires_at`, Unix seconds.
+    pub absolute_expires_at: i64,
+    /// The maintained `expires_at`, Unix seconds.
+    pub expires_at: i64,
+    /// The new version.
+    pub version: i64,
 }
 
 /// Decides a save: the row to write, or the outcome without a write. Gone, conflict and too
@@ -71,7 +85,7 @@ pub(crate) struct Update {
 /// # Errors
 /// [`StoreError::Data`] when the data would exceed the change set's limit;
 /// [`StoreError::Corrupt`] when the stored data is not a JSON object.
-pub(crate) fn plan_save(
+pub fn plan_save(
     current: Option<Current>,
     expected_version: Option<u64>,
     changes: &ChangeSet,
@@ -114,7 +128,7 @@ pub(crate) fn plan_save(
 
 /// What a rotation does with the old row.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Take {
+pub enum Take {
     /// Delete it and create the successor.
     Rotate,
     /// Delete it (it expired: garbage) and create nothing.
@@ -127,7 +141,7 @@ pub(crate) enum Take {
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] for a negative stored version.
-pub(crate) fn plan_rotate(
+pub fn plan_rotate(
     old: Option<(i64, i64)>,
     expected_version: Option<u64>,
     now: Timestamp,
@@ -147,8 +161,8 @@ pub(crate) fn plan_rotate(
 
 #[cfg(test)]
 mod tests {
+    use crate::{DataError, StoreError};
     use serde_json::json;
-    use sessionward_core::{DataError, StoreError};
 
     use super::*;
 
