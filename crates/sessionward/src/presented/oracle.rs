@@ -395,10 +395,11 @@ fn bytes_that_are_not_utf8_elsewhere_change_nothing() {
     ]
     .concat();
     assert!(std::str::from_utf8(&other).is_err());
-    assert_eq!(ours(&[other.clone()]), Reading::Token(t.clone()));
+    let fields = [other];
+    assert_eq!(ours(&fields), Reading::Token(t.clone()));
     assert_eq!(
-        expected(&oracle_values(&[other]).expect("mappable")),
-        Reading::Token(t.clone())
+        expected(&oracle_values(&fields).expect("mappable")),
+        Reading::Token(t)
     );
     // In the session cookie's value: a value that is not a token, and two such values that
     // differ only in their invalid bytes are two values.
@@ -409,9 +410,10 @@ fn bytes_that_are_not_utf8_elsewhere_change_nothing() {
         b"\xfe",
     ]
     .concat();
-    assert_eq!(ours(&[two.clone()]), Reading::Ambiguous(Vec::new()));
+    let fields = [two];
+    assert_eq!(ours(&fields), Reading::Ambiguous(Vec::new()));
     assert_eq!(
-        expected(&oracle_values(&[two]).expect("mappable")),
+        expected(&oracle_values(&fields).expect("mappable")),
         Reading::Ambiguous(Vec::new())
     );
 }
