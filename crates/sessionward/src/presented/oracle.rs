@@ -11,19 +11,20 @@
 //! - two or more distinct values: [`Presented::Ambiguous`], whose candidates are the
 //!   well-formed ones among the first `MAX_CANDIDATES` distinct values, in order.
 //!
-//! Values are compared as `Cookie::value` gives them: raw, quotes kept (RFC 6265bis §5.6
-//! keeps them too), not percent-decoded. That a found value is then refused as a token (a
+//! Values are compared as `Cookie::value` gives them: raw, quotes kept (the algorithm of
+//! RFC 6265 §5.2 strips none either), not percent-decoded. That a found value is then refused as a token (a
 //! quoted token, a `%41`, spare bits set) is token syntax, applied alike to both sides by
 //! `SessionToken::parse_bytes`: it is not a difference in what is found.
 //!
 //! Where the two legitimately differ, the oracle is given its input in a form that makes it
-//! read the bytes as RFC 6265bis does, and the difference itself is pinned by a test:
+//! read the bytes as RFC 6265 does, and the difference itself is pinned by a test:
 //!
-//! 1. **Whitespace.** RFC 6265bis strips only WSP (SP and HTAB) around a name or value, as
-//!    we do; the crate trims with `str::trim`, every Unicode `White_Space` character, so it
-//!    reads `\u{a0}__Host-id=V` as our cookie. A sibling subdomain can set a cookie of that
-//!    name with a `Domain` (it has no prefix, so browsers accept it): read the crate's way, it
-//!    would be a planted value of a `__Host-` cookie, the very thing the prefix prevents. We
+//! 1. **Whitespace.** RFC 6265 §5.2 (and 6265bis) strips only WSP (SP and HTAB) around a
+//!    name or value, as we do; the crate trims with `str::trim`, every Unicode `White_Space`
+//!    character, so it reads `\u{a0}__Host-id=V` as our cookie. A sibling subdomain can try
+//!    to set a cookie of that name with a `Domain` (it has no prefix, so the prefix rules do
+//!    not refuse it): read the crate's way, it would be a planted value of a `__Host-`
+//!    cookie, the very thing the prefix prevents. We
 //!    keep such characters as part of the name or value (a name that is not ours, a value
 //!    that is not a token); the oracle sees each as an opaque private-use stand-in, so it
 //!    does too. Test: `other_unicode_whitespace_is_part_of_the_name_or_value`.
@@ -34,7 +35,7 @@
 //!
 //! Nothing else is adjusted: names are compared byte for byte on both sides, pieces without
 //! `=` or with an empty name count for neither, and several fields are read as their
-//! concatenation (RFC 6265bis §5.7.4 sends one field; HTTP/2 may split it).
+//! concatenation (a user agent sends one field; HTTP/2 may split it, RFC 9113 §8.2.3).
 
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
@@ -271,7 +272,7 @@ fn value(pool: Vec<String>) -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// One `;`-separated piece: mostly a pair, sometimes an empty piece, a piece without `=`,
-/// or one with an empty name.
+/// one with an empty name, or a run of other cookies.
 fn piece(pool: Vec<String>) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         10 => (pad(), name(), pad(), pad(), value(pool.clone()), pad())
@@ -279,15 +280,22 @@ fn piece(pool: Vec<String>) -> impl Strategy<Value = Vec<u8>> {
         1 => pad(),
         1 => odd_text(0..10),
         1 => (pad(), value(pool)).prop_map(|(p, v)| [p, b"=".to_vec(), v].concat()),
+        1 => (1usize..120).prop_map(fillers),
     ]
 }
 
-/// One to three `Cookie` fields of up to eight pieces each, over a pool of one to three
+/// `n` other cookies, `f0=v; f1=v; ...`: many pairs in one piece of the generator.
+fn fillers(n: usize) -> Vec<u8> {
+    let pairs: Vec<String> = (0..n).map(|i| format!("f{i}=v")).collect();
+    pairs.join("; ").into_bytes()
+}
+
+/// One to three `Cookie` fields of up to twelve pieces each, over a pool of one to three
 /// tokens (so that repeats with equal values and with distinct values are both common).
 fn fields() -> impl Strategy<Value = Vec<Vec<u8>>> {
     prop::collection::vec(token(), 1..=3).prop_flat_map(|pool| {
-        let field = prop::collection::vec(piece(pool), 0..8).prop_map(|pieces| pieces.join(&b';'));
-        prop::collection::vec(field, 1..=3)
+        let field = prop::collection::vec(piece(pool), 0..12);
+        prop::collection::vec(field.prop_map(|pieces| pieces.join(&b';')), 1..=3)
     })
 }
 
@@ -341,7 +349,7 @@ fn field(s: &str) -> Vec<u8> {
 }
 
 /// Difference 1 of the module docs: the crate, given the raw text, trims other Unicode
-/// spaces; RFC 6265bis, we and the mapped oracle keep them.
+/// spaces; RFC 6265, we and the mapped oracle keep them.
 #[test]
 fn other_unicode_whitespace_is_part_of_the_name_or_value() {
     let t = SessionToken::generate().expect("rng").expose();
