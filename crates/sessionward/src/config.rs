@@ -127,7 +127,7 @@ pub enum ConfigError {
 ///
 /// | setting | default |
 /// | --- | --- |
-/// | cookie | `__Host-id`, Secure, HttpOnly, SameSite=Strict, Path=/, no Domain, no Max-Age, not Partitioned |
+/// | cookie | `__Host-id`, Secure, HttpOnly, SameSite=Strict, Path=/, no Domain, Max-Age or Partitioned |
 /// | idle timeout | 30 minutes |
 /// | absolute timeout | 12 hours |
 /// | touch interval | min(60 s, idle / 10) |
@@ -299,9 +299,9 @@ impl SessionConfigBuilder {
     /// omission ([`ConfigError::PartitionedWithoutSecure`],
     /// [`ConfigError::PartitionedWithoutSameSiteNone`]). The attribute is on every
     /// `Set-Cookie` of the session cookie, the one that clears it included (without it, the
-    /// clearing cookie would address an unpartitioned cookie of that name). The default `__Host-id` name
-    /// suits it (the prefix and `Partitioned` go together). The cross-origin check still
-    /// applies: requests the embedded app makes to itself are same-origin.
+    /// clearing cookie would address an unpartitioned cookie of that name). The default
+    /// `__Host-id` name suits it (the prefix and `Partitioned` go together). The cross-origin
+    /// check still applies: requests the embedded app makes to itself are same-origin.
     ///
     /// ```
     /// use sessionward::{ConfigError, SameSite, SessionConfig};
