@@ -251,6 +251,12 @@ impl Default for SessionConfigBuilder {
     }
 }
 
+/// Whether `name` starts with `prefix`, ASCII case ignored (how browsers read cookie prefixes).
+fn has_prefix_ignoring_case(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
@@ -475,7 +481,10 @@ impl SessionConfigBuilder {
         {
             return Err(ConfigError::InvalidDomain(d.clone()));
         }
-        if name.starts_with("__Host-") {
+        // Browsers match the prefixes case-insensitively (RFC 6265bis), so `__host-id` gets the
+        // same requirements as `__Host-id`: a lower-case spelling must not slip past them.
+        let host_prefix = has_prefix_ignoring_case(name, "__Host-");
+        if host_prefix {
             if self.domain.is_some() {
                 return Err(ConfigError::HostPrefixWithDomain);
             }
@@ -483,7 +492,7 @@ impl SessionConfigBuilder {
                 return Err(ConfigError::HostPrefixPath);
             }
         }
-        if (name.starts_with("__Host-") || name.starts_with("__Secure-")) && !self.secure {
+        if (host_prefix || has_prefix_ignoring_case(name, "__Secure-")) && !self.secure {
             return Err(ConfigError::PrefixWithoutSecure);
         }
         if self.same_site == SameSite::None && !self.secure {
