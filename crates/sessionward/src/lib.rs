@@ -116,7 +116,9 @@ mod shared;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
-pub use config::{ConfigError, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport};
+pub use config::{
+    ConfigError, MAX_CLOCK_MARGIN, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport,
+};
 pub use error::SessionError;
 pub use guard::{CrossOriginGuard, CrossOriginGuardService, GuardFuture};
 pub use info::SessionInfo;
