@@ -15,6 +15,11 @@ pub const MAX_UNIX: i64 = 253_402_300_799;
 /// stored `idle_timeout_secs` keeps the exact value.
 pub const MAX_IDLE_SECS: i64 = 3_155_760_000;
 
+/// How long a store remembers a user's authorization change at least (the contract's
+/// 24 hours, see `SessionStore`, "Authorization epochs"): the sweeper forgets the change only
+/// once it is this old and no session of the user predates it.
+pub const AUTHZ_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A timestamp as an integer column.
 pub fn to_db(t: Timestamp) -> i64 {
     t.unix().clamp(0, MAX_UNIX)
