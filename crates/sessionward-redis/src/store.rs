@@ -58,6 +58,11 @@ fn fields_of(v: Value) -> Option<HashMap<String, String>> {
     Some(map)
 }
 
+/// How long a user's authorization change time is remembered after the change: the 24 hours
+/// of the store contract (far longer than any request, so no sign-in decided before the change
+/// can still reach the store after it is forgotten).
+pub(crate) const EPOCH_RETENTION_SECS: u64 = 24 * 60 * 60;
+
 /// The seconds a Redis TTL should last for a record expiring at `expires_at`, seen at `now`.
 fn ttl_secs(expires_at: Timestamp, now: Timestamp, slack: u64) -> u64 {
     let left = u64::try_from(expires_at.unix().saturating_sub(now.unix())).unwrap_or(0);
@@ -82,6 +87,17 @@ impl Inner {
 
     fn user_key(&self, digest: &str) -> String {
         format!("{}u:{digest}", self.prefix)
+    }
+
+    /// The user's authorization change time.
+    fn epoch_key(&self, digest: &str) -> String {
+        format!("{}e:{digest}", self.prefix)
+    }
+
+    /// How long (seconds) a user's change time is kept past the change: the contract's 24 h,
+    /// plus the TTL slack that covers clock skew between app servers.
+    fn epoch_keep(&self) -> u64 {
+        EPOCH_RETENTION_SECS.saturating_add(self.ttl_slack)
     }
 
     /// Runs one request under the store's deadline.
@@ -176,19 +192,20 @@ impl SessionStore for RedisStore {
         inv.key(inner.record_key(&record.key))
             .key(&inner.expiry_key);
         if let Some(d) = &digest {
-            inv.key(inner.user_key(d));
+            inv.key(inner.user_key(d)).key(inner.epoch_key(d));
         }
         inv.arg(record.key.to_hex())
             .arg(digest.as_deref().unwrap_or(""))
             .arg(expires_at.unix())
             .arg(ttl_secs(expires_at, record.last_seen_at, inner.ttl_slack))
+            .arg(record.authorized_at.unix())
             .arg(fields);
         let mut conn = inner.conn.clone();
         let created: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
-        if created == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Collision)
+        match created {
+            1 => Ok(()),
+            -2 => Err(StoreError::AuthorizationChanged),
+            _ => Err(StoreError::Collision),
         }
     }
 
@@ -300,7 +317,7 @@ impl SessionStore for RedisStore {
             .key(inner.record_key(&new.key))
             .key(&inner.expiry_key);
         if let Some(d) = &digest {
-            inv.key(inner.user_key(d));
+            inv.key(inner.user_key(d)).key(inner.epoch_key(d));
         }
         inv.arg(now.unix())
             .arg(&inner.prefix)
@@ -310,6 +327,7 @@ impl SessionStore for RedisStore {
             .arg(expires_at.unix())
             .arg(ttl_secs(expires_at, now, inner.ttl_slack))
             .arg(expected_version.map_or_else(String::new, |v| v.to_string()))
+            .arg(new.authorized_at.unix())
             .arg(fields);
         let mut conn = inner.conn.clone();
         let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
@@ -327,6 +345,7 @@ impl SessionStore for RedisStore {
                     .ok_or_else(|| unexpected("rotate", &reply))?,
             }),
             Some(-1) => Err(StoreError::Collision),
+            Some(-2) => Err(StoreError::AuthorizationChanged),
             _ => Err(unexpected("rotate", &reply)),
         }
     }
@@ -347,16 +366,20 @@ impl SessionStore for RedisStore {
         &self,
         user: &UserId,
         except: Option<&SessionKey>,
+        now: Timestamp,
     ) -> Result<u64, StoreError> {
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.delete_by_user.prepare_invoke();
         inv.key(inner.user_key(&digest))
             .key(&inner.expiry_key)
+            .key(inner.epoch_key(&digest))
             .arg(&inner.prefix)
             .arg(user.as_str())
             .arg(&digest)
-            .arg(except.map_or_else(String::new, SessionKey::to_hex));
+            .arg(except.map_or_else(String::new, SessionKey::to_hex))
+            .arg(now.unix())
+            .arg(inner.epoch_keep());
         let mut conn = inner.conn.clone();
         let n: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -399,16 +422,24 @@ impl SessionStore for RedisStore {
         Ok(out)
     }
 
-    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
+    async fn set_roles_for_user(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.set_roles_for_user.prepare_invoke();
         inv.key(inner.user_key(&digest))
             .key(&inner.expiry_key)
+            .key(inner.epoch_key(&digest))
             .arg(&inner.prefix)
             .arg(user.as_str())
             .arg(&digest)
-            .arg(codec::roles_json(roles));
+            .arg(codec::roles_json(roles))
+            .arg(now.unix())
+            .arg(inner.epoch_keep());
         let mut conn = inner.conn.clone();
         let n: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
         Ok(u64::try_from(n).unwrap_or(0))
