@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Helpers prepended to every script.
-const PRELUDE: &str = r"
+pub(crate) const PRELUDE: &str = r"
 local function expiry(s, i, x)
   local e = s + i
   if x < e then e = x end

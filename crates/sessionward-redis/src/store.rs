@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 use redis::{RedisResult, Value};
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
@@ -24,13 +25,13 @@ pub(crate) fn map_err(e: redis::RedisError) -> StoreError {
     }
 }
 
-fn unexpected(what: &str, v: &Value) -> StoreError {
+pub(crate) fn unexpected(what: &str, v: &Value) -> StoreError {
     StoreError::backend(format!(
         "unexpected reply from a RedisStore script ({what}): {v:?}"
     ))
 }
 
-fn int_of(v: &Value) -> Option<i64> {
+pub(crate) fn int_of(v: &Value) -> Option<i64> {
     match v {
         Value::Int(n) => Some(*n),
         Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
@@ -39,7 +40,7 @@ fn int_of(v: &Value) -> Option<i64> {
     }
 }
 
-fn string_of(v: Value) -> Option<String> {
+pub(crate) fn string_of(v: Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b).ok(),
         Value::SimpleString(s) => Some(s),
@@ -48,7 +49,7 @@ fn string_of(v: Value) -> Option<String> {
 }
 
 /// The fields of a flat `HGETALL` reply.
-fn fields_of(v: Value) -> Option<HashMap<String, String>> {
+pub(crate) fn fields_of(v: Value) -> Option<HashMap<String, String>> {
     let Value::Array(items) = v else { return None };
     let mut map = HashMap::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
@@ -64,13 +65,22 @@ fn fields_of(v: Value) -> Option<HashMap<String, String>> {
 pub(crate) const EPOCH_RETENTION_SECS: u64 = 24 * 60 * 60;
 
 /// The seconds a Redis TTL should last for a record expiring at `expires_at`, seen at `now`.
-fn ttl_secs(expires_at: Timestamp, now: Timestamp, slack: u64) -> u64 {
+pub(crate) fn ttl_secs(expires_at: Timestamp, now: Timestamp, slack: u64) -> u64 {
     let left = u64::try_from(expires_at.unix().saturating_sub(now.unix())).unwrap_or(0);
     left.saturating_add(slack).clamp(1, 1_000_000_000)
 }
 
+/// The connection: one node, or a Redis Cluster.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    /// One Redis (or a cluster's primary, addressed directly): the single-node key layout.
+    Single(ConnectionManager),
+    /// A Redis Cluster: the cluster key layout (`docs/redis.md`).
+    Cluster(ClusterConnection),
+}
+
 pub(crate) struct Inner {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     /// `{namespace}:`, the start of every key.
     pub(crate) prefix: String,
     /// The expiry index.
@@ -78,34 +88,109 @@ pub(crate) struct Inner {
     pub(crate) namespace: String,
     pub(crate) timeout: Duration,
     pub(crate) ttl_slack: u64,
+    /// Cluster mode: the bucket where the next `delete_expired` starts.
+    pub(crate) sweep_cursor: std::sync::atomic::AtomicUsize,
 }
 
 impl Inner {
-    fn record_key(&self, key: &SessionKey) -> String {
-        format!("{}s:{}", self.prefix, key.to_hex())
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
     }
 
-    fn user_key(&self, digest: &str) -> String {
-        format!("{}u:{digest}", self.prefix)
+    /// The record's key: `{ns}:s:<hex>` on one node, `{ns:<bucket>}:s:<hex>` on a cluster.
+    pub(crate) fn record_key(&self, key: &SessionKey) -> String {
+        let hex = key.to_hex();
+        if self.is_cluster() {
+            format!("{}s:{hex}", crate::cluster::bucket_prefix(&self.namespace, &hex))
+        } else {
+            format!("{}s:{hex}", self.prefix)
+        }
     }
 
-    /// The user's authorization change time.
-    fn epoch_key(&self, digest: &str) -> String {
-        format!("{}e:{digest}", self.prefix)
+    /// The expiry index that files the record under `key`: one per store on one node, one per
+    /// bucket (in the record's slot) on a cluster.
+    pub(crate) fn expiry_key_of(&self, key: &SessionKey) -> String {
+        if self.is_cluster() {
+            let hex = key.to_hex();
+            format!("{}x", crate::cluster::bucket_prefix(&self.namespace, &hex))
+        } else {
+            self.expiry_key.clone()
+        }
+    }
+
+    /// The user's index: `{ns}:u:<digest>`, or `{ns:u:<digest>}:u` on a cluster.
+    pub(crate) fn user_key(&self, digest: &str) -> String {
+        if self.is_cluster() {
+            format!("{{{}:u:{digest}}}:u", self.namespace)
+        } else {
+            format!("{}u:{digest}", self.prefix)
+        }
+    }
+
+    /// The user's authorization change time: `{ns}:e:<digest>`, or `{ns:u:<digest>}:e` on a
+    /// cluster (the slot of the user's index).
+    pub(crate) fn epoch_key(&self, digest: &str) -> String {
+        if self.is_cluster() {
+            format!("{{{}:u:{digest}}}:e", self.namespace)
+        } else {
+            format!("{}e:{digest}", self.prefix)
+        }
     }
 
     /// How long (seconds) a user's change time is kept past the change: the contract's 24 h,
     /// plus the TTL slack that covers clock skew between app servers.
-    fn epoch_keep(&self) -> u64 {
+    pub(crate) fn epoch_keep(&self) -> u64 {
         EPOCH_RETENTION_SECS.saturating_add(self.ttl_slack)
     }
 
     /// Runs one request under the store's deadline.
-    async fn run<T>(&self, fut: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+    pub(crate) async fn run<T>(
+        &self,
+        fut: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        let cluster = matches!(self.conn, Conn::Cluster(_));
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if cluster => Err(crate::cluster::map_cluster_err(&e)),
             Ok(Err(e)) => Err(map_err(e)),
+            Err(_) if cluster => Err(StoreError::Timeout(Some(Box::new(
+                crate::ClusterError::Timeout,
+            )))),
             Err(elapsed) => Err(StoreError::Timeout(Some(Box::new(elapsed)))),
+        }
+    }
+
+    /// Runs one script (`EVALSHA`, loading it on `NOSCRIPT`) under the deadline.
+    pub(crate) async fn script<T: redis::FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        match &self.conn {
+            Conn::Single(c) => {
+                let mut c = c.clone();
+                self.run(inv.invoke_async(&mut c)).await
+            }
+            Conn::Cluster(c) => {
+                let mut c = c.clone();
+                self.run(inv.invoke_async(&mut c)).await
+            }
+        }
+    }
+
+    /// Runs one command under the deadline.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        match &self.conn {
+            Conn::Single(c) => {
+                let mut c = c.clone();
+                self.run(cmd.query_async(&mut c)).await
+            }
+            Conn::Cluster(c) => {
+                let mut c = c.clone();
+                self.run(cmd.query_async(&mut c)).await
+            }
         }
     }
 
@@ -117,13 +202,15 @@ impl Inner {
         if limit == 0 {
             return Ok(0);
         }
+        if self.is_cluster() {
+            return crate::cluster::delete_expired(self, now, limit).await;
+        }
         let mut inv = SCRIPTS.delete_expired.prepare_invoke();
         inv.key(&self.expiry_key)
             .arg(&self.prefix)
             .arg(now.unix())
             .arg(u64::try_from(limit).unwrap_or(u64::MAX));
-        let mut conn = self.conn.clone();
-        let n: i64 = self.run(inv.invoke_async(&mut conn)).await?;
+        let n: i64 = self.script(&inv).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -174,6 +261,26 @@ impl RedisStore {
         &self.inner.namespace
     }
 
+    /// Whether the store runs in cluster mode (built by
+    /// [`connect_cluster`](RedisStoreBuilder::connect_cluster) and its kin).
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        self.inner.is_cluster()
+    }
+
+    /// Connects to a Redis Cluster through its seed nodes with the default settings (cluster
+    /// mode: see [`RedisStoreBuilder::connect_cluster`]).
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect_cluster`].
+    pub async fn connect_cluster<I, S>(seeds: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::builder().connect_cluster(seeds).await
+    }
+
     /// The state of the background sweeper.
     #[must_use]
     pub fn sweeper(&self) -> SweeperStatus {
@@ -184,6 +291,9 @@ impl RedisStore {
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::create(&self.inner, record).await;
+        }
         let inner = &self.inner;
         let fields = codec::record_fields(record)?;
         let digest = record.user.as_ref().map(codec::user_digest);
@@ -200,8 +310,7 @@ impl SessionStore for RedisStore {
             .arg(ttl_secs(expires_at, record.last_seen_at, inner.ttl_slack))
             .arg(record.authorized_at.unix())
             .arg(fields);
-        let mut conn = inner.conn.clone();
-        let created: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let created: i64 = inner.script(&inv).await?;
         match created {
             1 => Ok(()),
             -2 => Err(StoreError::AuthorizationChanged),
@@ -215,9 +324,8 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let inner = &self.inner;
-        let mut conn = inner.conn.clone();
         let cmd = redis::cmd("HGETALL").arg(inner.record_key(key)).to_owned();
-        let fields: HashMap<String, String> = inner.run(cmd.query_async(&mut conn)).await?;
+        let fields: HashMap<String, String> = inner.query(&cmd).await?;
         Ok(codec::decode(*key, &fields)?.filter(|r| r.is_live(now)))
     }
 
@@ -237,7 +345,7 @@ impl SessionStore for RedisStore {
         let limit = changes.data_limit.filter(|_| !data.is_empty());
         let mut inv = SCRIPTS.save.prepare_invoke();
         inv.key(inner.record_key(key))
-            .key(&inner.expiry_key)
+            .key(inner.expiry_key_of(key))
             .arg(now.unix())
             .arg(expected_version.map_or_else(String::new, |v| v.to_string()))
             .arg(flag(changes.is_structural() && expected_version.is_some()))
@@ -259,8 +367,7 @@ impl SessionStore for RedisStore {
         for k in &data.remove {
             inv.arg(format!("{DATA_PREFIX}{k}"));
         }
-        let mut conn = inner.conn.clone();
-        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let reply: Value = inner.script(&inv).await?;
         let Value::Array(items) = &reply else {
             return Err(unexpected("save", &reply));
         };
@@ -292,12 +399,11 @@ impl SessionStore for RedisStore {
         let inner = &self.inner;
         let mut inv = SCRIPTS.touch.prepare_invoke();
         inv.key(inner.record_key(key))
-            .key(&inner.expiry_key)
+            .key(inner.expiry_key_of(key))
             .arg(now.unix())
             .arg(inner.ttl_slack)
             .arg(key.to_hex());
-        let mut conn = inner.conn.clone();
-        let touched: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let touched: i64 = inner.script(&inv).await?;
         Ok(touched == 1)
     }
 
@@ -308,6 +414,9 @@ impl SessionStore for RedisStore {
         new: &SessionRecord,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::rotate(&self.inner, old, expected_version, new, now).await;
+        }
         let inner = &self.inner;
         let fields = codec::record_fields(new)?;
         let digest = new.user.as_ref().map(codec::user_digest);
@@ -329,8 +438,7 @@ impl SessionStore for RedisStore {
             .arg(expected_version.map_or_else(String::new, |v| v.to_string()))
             .arg(new.authorized_at.unix())
             .arg(fields);
-        let mut conn = inner.conn.clone();
-        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let reply: Value = inner.script(&inv).await?;
         let Value::Array(items) = &reply else {
             return Err(unexpected("rotate", &reply));
         };
@@ -351,14 +459,16 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::delete(&self.inner, key).await;
+        }
         let inner = &self.inner;
         let mut inv = SCRIPTS.delete.prepare_invoke();
         inv.key(inner.record_key(key))
             .key(&inner.expiry_key)
             .arg(&inner.prefix)
             .arg(key.to_hex());
-        let mut conn = inner.conn.clone();
-        let deleted: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let deleted: i64 = inner.script(&inv).await?;
         Ok(deleted == 1)
     }
 
@@ -368,6 +478,9 @@ impl SessionStore for RedisStore {
         except: Option<&SessionKey>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::delete_by_user(&self.inner, user, except, now).await;
+        }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.delete_by_user.prepare_invoke();
@@ -380,8 +493,7 @@ impl SessionStore for RedisStore {
             .arg(except.map_or_else(String::new, SessionKey::to_hex))
             .arg(now.unix())
             .arg(inner.epoch_keep());
-        let mut conn = inner.conn.clone();
-        let n: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let n: i64 = inner.script(&inv).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -390,6 +502,9 @@ impl SessionStore for RedisStore {
         user: &UserId,
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::list_by_user(&self.inner, user, now).await;
+        }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.list_by_user.prepare_invoke();
@@ -397,8 +512,7 @@ impl SessionStore for RedisStore {
             .key(&inner.expiry_key)
             .arg(&inner.prefix)
             .arg(&digest);
-        let mut conn = inner.conn.clone();
-        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let reply: Value = inner.script(&inv).await?;
         let Value::Array(items) = reply else {
             return Err(unexpected("list_by_user", &reply));
         };
@@ -428,6 +542,9 @@ impl SessionStore for RedisStore {
         roles: &RoleSet,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::set_roles_for_user(&self.inner, user, roles, now).await;
+        }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.set_roles_for_user.prepare_invoke();
@@ -440,8 +557,7 @@ impl SessionStore for RedisStore {
             .arg(codec::roles_json(roles))
             .arg(now.unix())
             .arg(inner.epoch_keep());
-        let mut conn = inner.conn.clone();
-        let n: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let n: i64 = inner.script(&inv).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -450,6 +566,9 @@ impl SessionStore for RedisStore {
         user: &UserId,
         handle: &SessionHandle,
     ) -> Result<bool, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::delete_by_handle(&self.inner, user, handle).await;
+        }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.delete_by_handle.prepare_invoke();
@@ -459,8 +578,7 @@ impl SessionStore for RedisStore {
             .arg(user.as_str())
             .arg(&digest)
             .arg(handle.to_string());
-        let mut conn = inner.conn.clone();
-        let deleted: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let deleted: i64 = inner.script(&inv).await?;
         Ok(deleted == 1)
     }
 
