@@ -91,11 +91,13 @@
 //! closed either way.
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod codec;
 mod connect;
 mod scripts;
 mod store;
 
+pub use cluster::ClusterError;
 pub use connect::RedisStoreBuilder;
 pub use sessionward_core::{SweepConfig, SweeperStatus};
 pub use store::RedisStore;
