@@ -99,9 +99,12 @@
 
 mod admin;
 mod auth;
+mod bounded;
+mod client;
 mod config;
 mod cookie;
 mod error;
+mod event_limit;
 mod events;
 pub mod future;
 mod guard;
@@ -113,9 +116,13 @@ mod require;
 mod session;
 mod session_layer;
 mod shared;
+mod throttle;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
+pub use client::{
+    ClientAddr, ForwardedHeader, InvalidIpRange, IpRange, MAX_PROXY_HOPS, MissingClientAddr,
+};
 pub use config::{ConfigError, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport};
 pub use error::SessionError;
 pub use guard::{CrossOriginGuard, CrossOriginGuardService, GuardFuture};
@@ -126,6 +133,7 @@ pub use require::{
 };
 pub use session::Session;
 pub use session_layer::{SessionLayer, SessionService};
+pub use throttle::GuessThrottle;
 
 pub use sessionward_core::{
     Clock, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError, SystemClock, TestClock,
