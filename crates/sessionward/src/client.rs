@@ -86,9 +86,23 @@ impl From<ClientAddr> for IpAddr {
 
 /// The rejection of the [`ClientAddr`] extractor: the request has no known peer address.
 /// A 500, since it is a server setup mistake, with a message that names the fix.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
 pub struct MissingClientAddr;
+
+impl MissingClientAddr {
+    /// 500.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The text of the response.
+    #[must_use]
+    pub fn body_text(&self) -> &'static str {
+        MISSING_CLIENT_ADDR
+    }
+}
 
 const MISSING_CLIENT_ADDR: &str = "The client address is not available: the connection's peer \
 address is unknown. Serve the app with `into_make_service_with_connect_info::<SocketAddr>()` \
@@ -104,7 +118,8 @@ impl std::error::Error for MissingClientAddr {}
 
 impl IntoResponse for MissingClientAddr {
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, MISSING_CLIENT_ADDR).into_response()
+        tracing::error!(target: "sessionward", "{MISSING_CLIENT_ADDR}");
+        (self.status(), MISSING_CLIENT_ADDR).into_response()
     }
 }
 

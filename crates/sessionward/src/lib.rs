@@ -12,6 +12,9 @@
 //!   not signed in, 403 without the role, 503 when the store fails, on every request.
 //! - [`CrossOriginGuard`]: 403 for unsafe methods a browser sends cross-site.
 //! - [`Sessions`]: admin actions (list, revoke, change a user's roles) from any handler.
+//! - [`ClientAddr`]: the client's address (the connection's peer, or a configured trusted
+//!   proxy's `X-Forwarded-For` / `Forwarded`), which security events carry; and the optional
+//!   [`GuessThrottle`] (429 for a client presenting too many unknown or malformed IDs).
 //!
 //! # Quick start
 //!
@@ -66,6 +69,8 @@
 //! | sign-in, role change | a new ID; the old one is dead |
 //! | store failure | 503, never a pass |
 //! | caching | `Cache-Control: no-store` on responses that set the cookie or are signed in |
+//! | client address | the connection's peer; `X-Forwarded-For` only from configured proxies |
+//! | log lines a client can cause | at most 60 a minute per event kind, the rest counted |
 //!
 //! Local development over plain http: Chromium and Firefox accept the `Secure` `__Host-`
 //! cookie from `http://localhost` and `http://127.0.0.1`; WebKit (WebKitGTK 2.50, Safari)

@@ -41,7 +41,9 @@ pub(crate) const TOO_MANY: &str = r#"{"error":"too_many_session_guesses"}"#;
 ///   a shared proxy) keeps working. The limit of this guarantee: a valid session this
 ///   process has not seen yet (issued by another app server, or before a restart, or
 ///   forgotten after [`capacity`](Self::capacity) newer ones) gets the 429 like a guess until
-///   the block ends.
+///   the block ends. Likewise a browser at a blocked address that still sends a dead cookie
+///   gets the 429 (sign-in included) until the block ends: the 429 never clears a cookie,
+///   since the ID it refused might be a valid session.
 /// - Its memory is fixed: at most [`capacity`](Self::capacity) clients and as many
 ///   remembered sessions (only the first 8 bytes of each key hash), the oldest forgotten
 ///   first. A client forgotten early starts counting again from zero: an attacker with many
