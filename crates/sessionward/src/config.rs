@@ -87,6 +87,16 @@ pub enum ConfigError {
     /// `SameSite=None` without `Secure` is rejected by browsers.
     #[error("SameSite=None requires Secure (browsers reject it)")]
     SameSiteNoneWithoutSecure,
+    /// A `Partitioned` cookie must be `Secure`.
+    #[error("a Partitioned cookie must be Secure (browsers reject it)")]
+    PartitionedWithoutSecure,
+    /// A `Partitioned` cookie must be `SameSite=None`: it exists for cross-site iframes, where
+    /// browsers never send a `Strict` or `Lax` cookie.
+    #[error(
+        "a Partitioned cookie needs SameSite=None (browsers never send a Strict or Lax cookie \
+         to a cross-site iframe, which is what Partitioned is for)"
+    )]
+    PartitionedWithoutSameSiteNone,
     /// A timeout is zero.
     #[error("the {0} timeout must be more than zero")]
     ZeroTimeout(&'static str),
@@ -131,7 +141,7 @@ pub enum ConfigError {
 ///
 /// | setting | default |
 /// | --- | --- |
-/// | cookie | `__Host-id`, Secure, HttpOnly, SameSite=Strict, Path=/, no Domain, no Max-Age |
+/// | cookie | `__Host-id`, Secure, HttpOnly, SameSite=Strict, Path=/, no Domain, Max-Age or Partitioned |
 /// | idle timeout | 30 minutes |
 /// | absolute timeout | 12 hours |
 /// | touch interval | min(60 s, idle / 10) |
@@ -221,6 +231,7 @@ pub struct SessionConfigBuilder {
     same_site: SameSite,
     path: String,
     domain: Option<String>,
+    partitioned: bool,
     persistent: bool,
     idle_timeout: Duration,
     absolute_timeout: Duration,
@@ -248,6 +259,7 @@ impl Default for SessionConfigBuilder {
             same_site: SameSite::Strict,
             path: "/".to_owned(),
             domain: None,
+            partitioned: false,
             persistent: false,
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
@@ -266,6 +278,12 @@ impl Default for SessionConfigBuilder {
             event_rate_limit: Some(DEFAULT_PER_MINUTE),
         }
     }
+}
+
+/// Whether `name` starts with `prefix`, ASCII case ignored (how browsers read cookie prefixes).
+fn has_prefix_ignoring_case(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 fn is_token_char(c: char) -> bool {
@@ -303,6 +321,36 @@ impl SessionConfigBuilder {
     /// The cookie `Domain`. Default: none (a host-only cookie, required by `__Host-`).
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
+        self
+    }
+
+    /// The `Partitioned` attribute (CHIPS): for an app that runs in a cross-site iframe, where
+    /// browsers that restrict third-party cookies may still keep a partitioned one, in a jar of
+    /// its own per embedding (top-level) site. Default: off.
+    ///
+    /// It needs `Secure` (browsers reject a `Partitioned` cookie without it) and
+    /// [`SameSite::None`] (a `Strict` or `Lax` cookie is never sent to a cross-site iframe,
+    /// so partitioning it would change nothing); [`build`](Self::build) refuses either
+    /// omission ([`ConfigError::PartitionedWithoutSecure`],
+    /// [`ConfigError::PartitionedWithoutSameSiteNone`]). The attribute is on every
+    /// `Set-Cookie` of the session cookie, the one that clears it included (without it, the
+    /// clearing cookie would address an unpartitioned cookie of that name). The default
+    /// `__Host-id` name suits it (the prefix and `Partitioned` go together). The cross-origin
+    /// check still applies: requests the embedded app makes to itself are same-origin.
+    ///
+    /// ```
+    /// use sessionward::{ConfigError, SameSite, SessionConfig};
+    /// let embedded = SessionConfig::builder()
+    ///     .same_site(SameSite::None)
+    ///     .partitioned(true)
+    ///     .build();
+    /// assert!(embedded.is_ok());
+    /// // With the default SameSite=Strict the cookie would never reach the iframe:
+    /// let c = SessionConfig::builder().partitioned(true).build();
+    /// assert!(matches!(c, Err(ConfigError::PartitionedWithoutSameSiteNone)));
+    /// ```
+    pub fn partitioned(mut self, on: bool) -> Self {
+        self.partitioned = on;
         self
     }
 
@@ -535,7 +583,10 @@ impl SessionConfigBuilder {
         {
             return Err(ConfigError::InvalidDomain(d.clone()));
         }
-        if name.starts_with("__Host-") {
+        // Browsers match the prefixes case-insensitively (RFC 6265bis), so `__host-id` gets the
+        // same requirements as `__Host-id`: a lower-case spelling must not slip past them.
+        let host_prefix = has_prefix_ignoring_case(name, "__Host-");
+        if host_prefix {
             if self.domain.is_some() {
                 return Err(ConfigError::HostPrefixWithDomain);
             }
@@ -543,11 +594,17 @@ impl SessionConfigBuilder {
                 return Err(ConfigError::HostPrefixPath);
             }
         }
-        if (name.starts_with("__Host-") || name.starts_with("__Secure-")) && !self.secure {
+        if (host_prefix || has_prefix_ignoring_case(name, "__Secure-")) && !self.secure {
             return Err(ConfigError::PrefixWithoutSecure);
         }
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::SameSiteNoneWithoutSecure);
+        }
+        if self.partitioned && !self.secure {
+            return Err(ConfigError::PartitionedWithoutSecure);
+        }
+        if self.partitioned && self.same_site != SameSite::None {
+            return Err(ConfigError::PartitionedWithoutSameSiteNone);
         }
         if self.idle_timeout.as_secs() == 0 {
             return Err(ConfigError::ZeroTimeout("idle"));
@@ -605,6 +662,7 @@ impl SessionConfigBuilder {
             self.domain.as_deref(),
             self.secure,
             self.same_site.as_str(),
+            self.partitioned,
         );
         Ok(SessionConfig {
             cookie_name: Arc::from(self.cookie_name),

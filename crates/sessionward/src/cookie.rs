@@ -11,7 +11,8 @@ pub(crate) struct CookieStrings {
     /// `name=`.
     pub(crate) prefix: Arc<str>,
     /// What follows the value, identical whenever the cookie is set or cleared (SEC-03):
-    /// `; Path=/; Secure; HttpOnly; SameSite=Strict` and the like.
+    /// `; Path=/; Secure; HttpOnly; SameSite=Strict` and the like (`; Partitioned` last when
+    /// configured).
     pub(crate) attributes: Arc<str>,
     /// The whole value that clears the cookie.
     pub(crate) clear: Option<HeaderValue>,
@@ -24,6 +25,7 @@ impl CookieStrings {
         domain: Option<&str>,
         secure: bool,
         same_site: &str,
+        partitioned: bool,
     ) -> Self {
         let mut attributes = format!("; Path={path}");
         if let Some(domain) = domain {
@@ -35,6 +37,11 @@ impl CookieStrings {
         }
         attributes.push_str("; HttpOnly; SameSite=");
         attributes.push_str(same_site);
+        // On the clearing cookie too: without it, the clearing `Set-Cookie` would address the
+        // unpartitioned cookie of that name, not the partitioned one the browser holds.
+        if partitioned {
+            attributes.push_str("; Partitioned");
+        }
         let clear = format!("{name}=; Max-Age=0{attributes}");
         Self {
             prefix: Arc::from(format!("{name}=")),

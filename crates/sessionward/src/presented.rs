@@ -234,6 +234,9 @@ pub(crate) fn presented(headers: &HeaderMap, config: &SessionConfig) -> Presente
 }
 
 #[cfg(test)]
+mod oracle;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Transport;

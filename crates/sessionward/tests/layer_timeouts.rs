@@ -127,6 +127,22 @@ async fn config_errors_at_build_time() {
         b().cookie_name("__Secure-id").dev_insecure().build().err(),
         Some(ConfigError::PrefixWithoutSecure)
     );
+    // Browsers read the prefixes case-insensitively: so does the builder.
+    assert_eq!(
+        b().cookie_name("__host-id")
+            .domain("example.com")
+            .build()
+            .err(),
+        Some(ConfigError::HostPrefixWithDomain)
+    );
+    assert_eq!(
+        b().cookie_name("__HOST-id").path("/app").build().err(),
+        Some(ConfigError::HostPrefixPath)
+    );
+    assert_eq!(
+        b().cookie_name("__secure-id").dev_insecure().build().err(),
+        Some(ConfigError::PrefixWithoutSecure)
+    );
     assert_eq!(
         b().cookie_name("sid")
             .same_site(SameSite::None)
