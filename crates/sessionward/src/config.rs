@@ -522,8 +522,12 @@ impl SessionConfigBuilder {
 
     /// Turns on the guessing throttle (SEC-34): a client that presents too many malformed or
     /// unknown session IDs gets 429 for a while on requests that present one, before any
-    /// store access; sessions it has seen valid are never refused. Default: off. See
-    /// [`GuessThrottle`] for the exact rule and its defaults.
+    /// store access; sessions it has seen valid are never refused. Default: off: behind a
+    /// reverse proxy without [`trusted_proxies`](Self::trusted_proxies) every client has the
+    /// proxy's address, and one guesser would then block the valid sessions this process
+    /// has not seen yet (issued by another instance, or before a restart); the 256-bit IDs
+    /// already make guessing hopeless, and the events (rate limited, with `client`) make it
+    /// visible either way. See [`GuessThrottle`] for the exact rule and its defaults.
     ///
     /// ```
     /// use sessionward::{GuessThrottle, SessionConfig};
