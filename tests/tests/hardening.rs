@@ -415,3 +415,79 @@ async fn role_changes_and_signing_out_everywhere_need_a_fresh_sign_in() {
     );
     app.stop().await;
 }
+
+/// SEC-34 over HTTP: the library's guessing throttle in the demo (`--guess-throttle`), keyed
+/// by the client address that the demo's `--trusted-proxy` configures in the library; a valid
+/// session is served, from elsewhere and from the guesser's own address.
+#[tokio::test]
+async fn guessing_session_ids_is_throttled_per_client_but_valid_sessions_are_served() {
+    let app = DemoApp::start(&["--guess-throttle", "5", "--trusted-proxy", "127.0.0.1"]).await;
+    let c = app.client();
+    let alice = c.login("alice").await;
+    let guesser = [("x-forwarded-for", "198.51.100.9")];
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for i in 0..20 {
+        // Well-formed (43 base64url characters, canonical), so the first ones reach the store.
+        let id = format!("{i:0>42}A");
+        let r = c
+            .send(
+                reqwest::Method::GET,
+                "/api/me",
+                Auth::Cookie(&id),
+                None,
+                &guesser,
+            )
+            .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = r
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        &statuses[..5],
+        &[StatusCode::UNAUTHORIZED; 5],
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[5..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| (1..=300).contains(&s))));
+    // Another client's valid session.
+    assert_eq!(
+        c.get("/api/me", Auth::Cookie(&alice)).await.status,
+        StatusCode::OK
+    );
+    // The same valid session from the blocked address (seen valid by the layer).
+    let r = c
+        .send(
+            reqwest::Method::GET,
+            "/api/me",
+            Auth::Cookie(&alice),
+            None,
+            &guesser,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Without --trusted-proxy the header would not matter: a different forwarded address from
+    // the guesser's peer is only believed because 127.0.0.1 is trusted.
+    let other = [("x-forwarded-for", "198.51.100.10")];
+    let r = c
+        .send(
+            reqwest::Method::GET,
+            "/api/me",
+            Auth::Cookie("x"),
+            None,
+            &other,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}

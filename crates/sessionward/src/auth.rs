@@ -167,7 +167,7 @@ impl<R: Role, S: Send + Sync> FromRequestParts<S> for RequireRole<R> {
         let session = session_of(parts)?;
         let (user, roles) = signed_in(&session).await?;
         if !roles.contains(R::NAME) {
-            crate::events::denied(R::NAME);
+            crate::events::denied(session.events(), R::NAME);
             return Err(AuthRejection::Forbidden);
         }
         Ok(Self {

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use sessionward_core::{SharedClock, SystemClock};
 
+use crate::client::{ClientAddrSource, ForwardedHeader, IpRange, MAX_PROXY_HOPS};
 use crate::cookie::CookieStrings;
+use crate::event_limit::{DEFAULT_PER_MINUTE, EventLimiter};
+use crate::throttle::GuessThrottle;
 
 /// The `SameSite` attribute of the session cookie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +136,17 @@ pub enum ConfigError {
     /// An origin given to the cross-origin check is not `scheme://host[:port]`.
     #[error("invalid origin {0:?}: write scheme://host[:port], e.g. https://app.example.com")]
     InvalidOrigin(String),
+    /// The proxy hop count is 0 or more than [`MAX_PROXY_HOPS`](crate::MAX_PROXY_HOPS).
+    #[error(
+        "the proxy hop count must be 1 to 16 (the number of trusted proxies in front), not {0}"
+    )]
+    InvalidProxyHops(usize),
+    /// A [`GuessThrottle`](crate::GuessThrottle) setting is out of range.
+    #[error("invalid guess throttle: {0}")]
+    InvalidGuessThrottle(&'static str),
+    /// The event rate limit is zero (use `None` for no limit).
+    #[error("the event rate limit must be at least one line a minute (None: no limit)")]
+    ZeroEventRateLimit,
 }
 
 /// The layer's settings. Build one with [`SessionConfig::builder`]; the defaults are the
@@ -148,6 +162,9 @@ pub enum ConfigError {
 /// | touch interval | min(60 s, anonymous idle / 10) |
 /// | transport | the cookie only |
 /// | data limit | 64 KiB of JSON per session |
+/// | client address | the connection's peer; no proxy header believed |
+/// | guess throttle | off |
+/// | attacker-triggerable events | at most 60 lines a minute per kind, the rest counted |
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     pub(crate) cookie_name: Arc<str>,
@@ -165,6 +182,10 @@ pub struct SessionConfig {
     pub(crate) cross_origin: Option<crate::guard::CrossOriginGuard>,
     pub(crate) clock: SharedClock,
     pub(crate) cookie: CookieStrings,
+    pub(crate) client_addrs: ClientAddrSource,
+    pub(crate) guess_throttle: Option<GuessThrottle>,
+    /// Shared by clones: one budget per kind for every layer built from this configuration.
+    pub(crate) events: Arc<EventLimiter>,
 }
 
 impl Default for SessionConfig {
@@ -254,6 +275,10 @@ pub struct SessionConfigBuilder {
     cross_origin: Option<crate::guard::CrossOriginGuard>,
     public_origins: Vec<String>,
     clock: SharedClock,
+    trusted_proxies: Option<(Vec<IpRange>, usize)>,
+    forwarded_header: ForwardedHeader,
+    guess_throttle: Option<GuessThrottle>,
+    event_rate_limit: Option<u32>,
 }
 
 impl Default for SessionConfigBuilder {
@@ -280,6 +305,10 @@ impl Default for SessionConfigBuilder {
             cross_origin: Some(crate::guard::CrossOriginGuard::new()),
             public_origins: Vec::new(),
             clock: Arc::new(SystemClock),
+            trusted_proxies: None,
+            forwarded_header: ForwardedHeader::XForwardedFor,
+            guess_throttle: None,
+            event_rate_limit: Some(DEFAULT_PER_MINUTE),
         }
     }
 }
@@ -515,6 +544,83 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Believes the client address that reverse proxies forward, for requests whose
+    /// connection's peer is in one of `proxies`; `hops` is the number of trusted proxies in
+    /// front of the app (1 to 16). Default: none: the [`ClientAddr`](crate::ClientAddr) is the
+    /// peer address, whatever the headers say, since any client can write them.
+    ///
+    /// The rule: only when the peer is in `proxies`, the header named by
+    /// [`forwarded_header`](Self::forwarded_header) (default `X-Forwarded-For`) is read as
+    /// one list over all its fields, and the entry `hops` from the right is the client (1: the
+    /// entry the nearest proxy appended; 2: the one the proxy before it appended, and so on).
+    /// Only those `hops` entries are examined. A missing or short header, or one of those
+    /// entries that is not an IP address (`unknown`, an obfuscated name, junk, over-long),
+    /// gives the peer address instead: a malformed header never names a client. Set `hops` to
+    /// the exact number of proxies that append to the header: one too many and a client can
+    /// choose its address, one too few and every client looks like a proxy.
+    ///
+    /// ```
+    /// use sessionward::{ConfigError, IpRange, SessionConfig};
+    /// let proxy: IpRange = "10.0.0.0/8".parse().expect("a range");
+    /// let c = SessionConfig::builder().trusted_proxies([proxy], 1).build();
+    /// assert!(c.is_ok());
+    /// let c = SessionConfig::builder().trusted_proxies([proxy], 0).build();
+    /// assert!(matches!(c, Err(ConfigError::InvalidProxyHops(0))));
+    /// ```
+    pub fn trusted_proxies(
+        mut self,
+        proxies: impl IntoIterator<Item = IpRange>,
+        hops: usize,
+    ) -> Self {
+        self.trusted_proxies = Some((proxies.into_iter().collect(), hops));
+        self
+    }
+
+    /// The header trusted proxies write the client address in. Default:
+    /// [`ForwardedHeader::XForwardedFor`]. Only read for requests from a trusted proxy
+    /// ([`trusted_proxies`](Self::trusted_proxies)).
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = header;
+        self
+    }
+
+    /// Turns on the guessing throttle (SEC-34): a client that presents too many malformed or
+    /// unknown session IDs gets 429 for a while on requests that present one, before any
+    /// store access; sessions it has seen valid are never refused. Default: off: behind a
+    /// reverse proxy without [`trusted_proxies`](Self::trusted_proxies) every client has the
+    /// proxy's address, and one guesser would then block the valid sessions this process
+    /// has not seen yet (issued by another instance, or before a restart); the 256-bit IDs
+    /// already make guessing hopeless, and the events (rate limited, with `client`) make it
+    /// visible either way. See [`GuessThrottle`] for the exact rule and its defaults.
+    ///
+    /// ```
+    /// use sessionward::{GuessThrottle, SessionConfig};
+    /// let c = SessionConfig::builder().guess_throttle(GuessThrottle::new()).build();
+    /// assert!(c.is_ok());
+    /// ```
+    pub fn guess_throttle(mut self, throttle: GuessThrottle) -> Self {
+        self.guess_throttle = Some(throttle);
+        self
+    }
+
+    /// The most lines a minute of each event kind a client can trigger at will
+    /// (`session.malformed`, `session.ambiguous`, `session.unknown`, `session.anomaly`,
+    /// `session.store_error`, `session.created` for anonymous sessions, `session.denied`,
+    /// `request.cross_origin_blocked`, `session.throttled`, `session.guessing`); a burst of
+    /// that many goes out at once. Dropped lines are counted, and the next line of the kind is
+    /// preceded by an `events.suppressed` line with the count. Sign-in, rotation, sign-out and
+    /// admin events are never dropped. Default: `Some(60)`; `None`: no limit.
+    ///
+    /// ```
+    /// use sessionward::SessionConfig;
+    /// assert!(SessionConfig::builder().event_rate_limit(Some(600)).build().is_ok());
+    /// assert!(SessionConfig::builder().event_rate_limit(Some(0)).build().is_err());
+    /// ```
+    pub fn event_rate_limit(mut self, per_minute: Option<u32>) -> Self {
+        self.event_rate_limit = per_minute;
+        self
+    }
+
     /// Drops `Secure` from the cookie, for plain-HTTP development only. Chromium and Firefox
     /// accept `Secure` cookies from `http://localhost` and `http://127.0.0.1`, so they do not
     /// need this there; WebKit (WebKitGTK 2.50, Safari) drops every `Secure` cookie from an
@@ -612,6 +718,19 @@ impl SessionConfigBuilder {
                 guard.add_public(origin);
             }
         }
+        let client_addrs = match self.trusted_proxies {
+            Some((_, hops)) if hops == 0 || hops > MAX_PROXY_HOPS => {
+                return Err(ConfigError::InvalidProxyHops(hops));
+            }
+            Some((proxies, hops)) => ClientAddrSource::new(proxies, hops, self.forwarded_header),
+            None => ClientAddrSource::default(),
+        };
+        if let Some(t) = &self.guess_throttle {
+            t.validate()?;
+        }
+        if self.event_rate_limit == Some(0) {
+            return Err(ConfigError::ZeroEventRateLimit);
+        }
         if self.insecure_acknowledged {
             tracing::warn!(
                 target: "sessionward",
@@ -640,8 +759,11 @@ impl SessionConfigBuilder {
             no_store_when_signed_in: self.no_store_when_signed_in,
             bind_user_agent: self.bind_user_agent,
             cross_origin,
+            events: Arc::new(EventLimiter::new(self.event_rate_limit, self.clock.clone())),
             clock: self.clock,
             cookie,
+            client_addrs,
+            guess_throttle: self.guess_throttle,
         })
     }
 }

@@ -12,6 +12,9 @@
 //!   not signed in, 403 without the role, 503 when the store fails, on every request.
 //! - [`CrossOriginGuard`]: 403 for unsafe methods a browser sends cross-site.
 //! - [`Sessions`]: admin actions (list, revoke, change a user's roles) from any handler.
+//! - [`ClientAddr`]: the client's address (the connection's peer, or a configured trusted
+//!   proxy's `X-Forwarded-For` / `Forwarded`), which security events carry; and the optional
+//!   [`GuessThrottle`] (429 for a client presenting too many unknown or malformed IDs).
 //!
 //! # Quick start
 //!
@@ -66,6 +69,8 @@
 //! | sign-in, role change | a new ID; the old one is dead |
 //! | store failure | 503, never a pass |
 //! | caching | `Cache-Control: no-store` on responses that set the cookie or are signed in |
+//! | client address | the connection's peer; `X-Forwarded-For` only from configured proxies |
+//! | log lines a client can cause | at most 60 a minute per event kind, the rest counted |
 //!
 //! Local development over plain http: Chromium and Firefox accept the `Secure` `__Host-`
 //! cookie from `http://localhost` and `http://127.0.0.1`; WebKit (WebKitGTK 2.50, Safari)
@@ -99,9 +104,12 @@
 
 mod admin;
 mod auth;
+mod bounded;
+mod client;
 mod config;
 mod cookie;
 mod error;
+mod event_limit;
 mod events;
 pub mod future;
 mod guard;
@@ -113,9 +121,13 @@ mod require;
 mod session;
 mod session_layer;
 mod shared;
+mod throttle;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
+pub use client::{
+    ClientAddr, ForwardedHeader, InvalidIpRange, IpRange, MAX_PROXY_HOPS, MissingClientAddr,
+};
 pub use config::{
     ConfigError, MAX_CLOCK_MARGIN, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport,
 };
@@ -128,6 +140,7 @@ pub use require::{
 };
 pub use session::Session;
 pub use session_layer::{SessionLayer, SessionService};
+pub use throttle::GuessThrottle;
 
 pub use sessionward_core::{
     Clock, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError, SystemClock, TestClock,

@@ -58,6 +58,11 @@ impl Presented {
         )
     }
 
+    /// Whether the request presented anything in the place of a session ID.
+    pub(crate) fn presents_id(&self) -> bool {
+        !matches!(self, Self::Nothing)
+    }
+
     pub(crate) fn token(&self) -> Option<&SessionToken> {
         match self {
             Self::Token { token, .. } => Some(token),

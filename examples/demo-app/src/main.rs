@@ -35,13 +35,11 @@ use axum::routing::get;
 use axum::{Router, middleware};
 use clap::{Parser, ValueEnum};
 use sessionward::{
-    CrossOriginGuard, MemoryStore, SessionConfig, SessionLayer, SessionStore, SharedClock,
-    SystemClock, Transport, role,
+    CrossOriginGuard, GuessThrottle, IpRange, MemoryStore, SessionConfig, SessionLayer,
+    SessionStore, SharedClock, SystemClock, Transport, role,
 };
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-
-use crate::client::{ClientAddrSource, IpRange};
 
 role!(
     /// Users who may change other users' roles.
@@ -54,7 +52,6 @@ role!(
 pub(crate) struct AppState {
     users: users::Users,
     throttle: throttle::Throttle,
-    client_addrs: Arc<ClientAddrSource>,
     /// How recent a sign-in must be for role changes and signing out everywhere.
     fresh_window: Duration,
     clock: SharedClock,
@@ -120,9 +117,14 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     trusted_proxy: Vec<IpRange>,
     /// Which X-Forwarded-For entry is the client, counted from the right (1: the entry the
-    /// nearest trusted proxy appended).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    /// nearest trusted proxy appended), 1 to 16.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     proxy_hops: u16,
+    /// Turns on the library's guessing throttle: a client address that presents this many
+    /// malformed or unknown session IDs within a minute gets 429 for 5 minutes on requests
+    /// that present one (sessions seen valid are still served). Default: off.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    guess_throttle: Option<u32>,
     /// Seconds a client has to send a complete request head.
     #[arg(long, default_value_t = 10)]
     header_read_timeout: u64,
@@ -245,6 +247,15 @@ fn session_config(args: &Args, clock: SharedClock) -> Result<SessionConfig, BoxE
     }
     for origin in &args.public_origin {
         b = b.public_origin(origin);
+    }
+    // The client address of the library's events and throttle, and of the sign-in throttle
+    // (`client::ClientAddr` reads what the layer resolved).
+    b = b.trusted_proxies(
+        args.trusted_proxy.iter().copied(),
+        usize::from(args.proxy_hops),
+    );
+    if let Some(threshold) = args.guess_throttle {
+        b = b.guess_throttle(GuessThrottle::new().threshold(threshold));
     }
     Ok(b.build()?)
 }
@@ -406,10 +417,6 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let state = AppState {
         users,
         throttle: throttle::Throttle::new(throttle_policy(&args)),
-        client_addrs: Arc::new(ClientAddrSource {
-            trusted: args.trusted_proxy.clone(),
-            hops: usize::from(args.proxy_hops),
-        }),
         fresh_window: Duration::from_secs(args.fresh_auth_window),
         clock,
     };

@@ -1,11 +1,14 @@
 //! [`CrossOriginGuard`]: the layer.
 
+use std::sync::Arc;
+
 use http::{HeaderMap, Method, Uri};
 use tower_layer::Layer;
 
 use super::rules::{Origin, Rules};
 use super::service::CrossOriginGuardService;
 use crate::config::ConfigError;
+use crate::event_limit::EventLimiter;
 
 /// Refuses, with 403, requests with an unsafe method (anything but GET, HEAD, OPTIONS and
 /// TRACE) that a browser sends from another origin. It decides in this order, as current
@@ -56,6 +59,9 @@ use crate::config::ConfigError;
 #[derive(Clone, Debug, Default)]
 pub struct CrossOriginGuard {
     rules: Rules,
+    /// The budget of `request.cross_origin_blocked` lines, shared by every service of this
+    /// guard: 60 a minute (system clock), the rest counted.
+    events: Arc<EventLimiter>,
 }
 
 impl CrossOriginGuard {
@@ -122,7 +128,7 @@ impl<S> Layer<S> for CrossOriginGuard {
     type Service = CrossOriginGuardService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CrossOriginGuardService::new(inner, self.rules.clone())
+        CrossOriginGuardService::new(inner, self.rules.clone(), self.events.clone())
     }
 }
 

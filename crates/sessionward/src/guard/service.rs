@@ -1,5 +1,6 @@
 //! [`CrossOriginGuardService`].
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
@@ -8,6 +9,7 @@ use tower_service::Service;
 use super::future::GuardFuture;
 use super::rules::{BLOCKED, Rules};
 use crate::error::json_response;
+use crate::event_limit::EventLimiter;
 use crate::events;
 
 /// The service of [`CrossOriginGuard`](super::CrossOriginGuard).
@@ -15,11 +17,17 @@ use crate::events;
 pub struct CrossOriginGuardService<S> {
     inner: S,
     guard: Rules,
+    /// The guard's own event budget (it may run without a `SessionLayer`).
+    events: Arc<EventLimiter>,
 }
 
 impl<S> CrossOriginGuardService<S> {
-    pub(crate) fn new(inner: S, guard: Rules) -> Self {
-        Self { inner, guard }
+    pub(crate) fn new(inner: S, guard: Rules, events: Arc<EventLimiter>) -> Self {
+        Self {
+            inner,
+            guard,
+            events,
+        }
     }
 
     crate::macros::inner_service_accessors!();
@@ -40,7 +48,11 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if self.guard.blocks(req.method(), req.uri(), req.headers()) {
-            events::cross_origin_blocked(req.method(), false);
+            let cx = events::Cx {
+                limits: &self.events,
+                client: req.extensions().get::<crate::ClientAddr>().copied(),
+            };
+            events::cross_origin_blocked(cx, req.method(), false);
             return GuardFuture::blocked(json_response(StatusCode::FORBIDDEN, BLOCKED));
         }
         GuardFuture::inner(self.inner.call(req))

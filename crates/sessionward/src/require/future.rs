@@ -55,7 +55,7 @@ impl<S: Service<Req>, Req> RequireRoleFuture<S, Req> {
             if let Some(role) = &role
                 && !roles.contains(role)
             {
-                events::denied(role);
+                events::denied(session.events(), role);
                 return Err(AuthRejection::Forbidden);
             }
             Ok(())

@@ -53,6 +53,8 @@ pub(crate) struct Store<'a> {
     pub(crate) now: Timestamp,
     /// The request's user agent, as a record keeps it.
     pub(crate) user_agent: Option<&'a str>,
+    /// The request's event context (rate limits, client).
+    pub(crate) events: events::Cx<'a>,
 }
 
 /// One attempt's result: done, or try again from this state.
@@ -120,7 +122,9 @@ async fn run(cx: &Store<'_>, action: Action) -> Result<Outcome, SessionError> {
             let OnGone::CreateAnonymous { deliver_cookie } = on_gone else {
                 return Ok(gone(on_gone));
             };
-            events::unknown(&key);
+            events::unknown(cx.events, &key);
+            let throttle = cx.config.guess_throttle.as_ref();
+            crate::throttle::count_failure(throttle, cx.events, now);
             let token = SessionToken::generate()?;
             let handle = SessionHandle::generate()?;
             let record = anonymous_record(&token, handle, now, cx.config, cx.user_agent);
@@ -138,7 +142,7 @@ async fn run(cx: &Store<'_>, action: Action) -> Result<Outcome, SessionError> {
             let first = Version::Exactly(version);
             let saved = retry(first, |v, _| save(store, &key, v, &changes, now)).await?;
             if !saved {
-                events::gone(&key);
+                events::gone(cx.events, &key);
                 return Ok(gone(on_gone));
             }
             Ok(Outcome {
@@ -158,9 +162,17 @@ async fn run(cx: &Store<'_>, action: Action) -> Result<Outcome, SessionError> {
         }
         Action::Rotate(rotation) => rotate(cx, *rotation).await,
         Action::Logout { keys, clear_cookie } => {
+            // Every presented session is tried even if one delete fails; the first failure is
+            // the answer (the caller still clears the cookie).
+            let mut failed = None;
             for key in &keys {
-                store.delete(key).await?;
-                events::destroyed(key);
+                match store.delete(key).await {
+                    Ok(_) => events::destroyed(cx.events, key),
+                    Err(e) => failed = failed.or(Some(e)),
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e.into());
             }
             Ok(Outcome {
                 clear_cookie,
@@ -177,7 +189,7 @@ async fn rotate(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome, SessionEr
     if matches!(out, Err(SessionError::AuthorizationChanged)) {
         // The store refused the new session: the user's authorization changed while this
         // request ran (SEC-16). The error answers 409 and sets no cookie.
-        events::authorization_changed(&key, reason.as_str());
+        events::authorization_changed(cx.events, &key, reason.as_str());
     }
     out
 }
@@ -216,7 +228,7 @@ async fn rotate_or_create(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome,
         }
         cx.store.create(&record).await?;
     }
-    events::issued(&record.key, rotated, reason.as_str());
+    events::issued(cx.events, &record.key, rotated, reason.as_str());
     Ok(Outcome::issue(token, &record, deliver_cookie))
 }
 
@@ -230,7 +242,7 @@ async fn create(
 ) -> Result<Outcome, SessionError> {
     record.data = record.data.apply(changes, Some(cx.config.max_data_bytes))?;
     cx.store.create(&record).await?;
-    events::created(&record.key);
+    events::created(cx.events, &record.key);
     Ok(Outcome::issue(token, &record, deliver_cookie))
 }
 

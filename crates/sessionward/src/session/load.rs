@@ -22,23 +22,30 @@ impl Session {
         let loaded = match &self.inner.presented {
             Presented::Nothing => Loaded::Absent,
             Presented::Malformed { via } => {
-                events::malformed(*via);
+                events::malformed(self.events(), *via);
+                self.guess_failed();
                 Loaded::Absent
             }
             Presented::Ambiguous { via, .. } => {
-                events::ambiguous(*via);
+                events::ambiguous(self.events(), *via);
                 Loaded::Absent
             }
             Presented::Token { token, .. } => {
                 let key = token.key();
                 match self.store().load(&key, self.now()).await {
-                    Ok(Some(record)) => self.check_user_agent(record),
+                    Ok(Some(record)) => {
+                        if let Some(t) = &self.config().guess_throttle {
+                            t.valid(&key);
+                        }
+                        self.check_user_agent(record)
+                    }
                     Ok(None) => {
-                        events::unknown(&key);
+                        events::unknown(self.events(), &key);
+                        self.guess_failed();
                         Loaded::Absent
                     }
                     Err(e) => {
-                        events::load_failed(&key, &e);
+                        events::load_failed(self.events(), &key, &e);
                         return Err(SessionError::Store(e));
                     }
                 }
@@ -46,6 +53,12 @@ impl Session {
         };
         self.state().loaded = loaded;
         Ok(())
+    }
+
+    /// Counts a malformed or unknown ID for the guessing throttle (SEC-34).
+    fn guess_failed(&self) {
+        let throttle = self.config().guess_throttle.as_ref();
+        crate::throttle::count_failure(throttle, self.events(), self.now());
     }
 
     /// Compares the request's user agent with the one the session was created with (SEC-35).
@@ -57,7 +70,8 @@ impl Session {
             return Loaded::Live(record);
         }
         let bound = self.config().bind_user_agent;
-        events::anomaly(&record.key, bound);
+        // Once per session, not per request (the limiter remembers which sessions reported).
+        events::anomaly(self.events(), &record.key, bound);
         if bound {
             Loaded::Absent
         } else {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use http::{HeaderValue, Response};
 use sessionward_core::{SessionStore, Timestamp};
 
+use crate::client::ClientAddr;
 use crate::config::SessionConfig;
 use crate::events;
 use crate::presented::Presented;
@@ -38,6 +39,7 @@ struct Inner {
     user_agent: Option<HeaderValue>,
     /// The clock's time when the request arrived: a sign-in's authorization is dated from it.
     started: Timestamp,
+    client: Option<ClientAddr>,
     load_lock: tokio::sync::Mutex<()>,
     state: Mutex<State>,
 }
@@ -97,11 +99,13 @@ pub(crate) enum Finish<B> {
 }
 
 impl Session {
-    /// The session of a request that presented `presented`, with this user agent.
+    /// The session of a request that presented `presented`, with this user agent, from this
+    /// client.
     pub(crate) fn new(
         shared: Arc<Shared>,
         presented: Presented,
         user_agent: Option<HeaderValue>,
+        client: Option<ClientAddr>,
     ) -> Self {
         let started = shared.config.clock.now();
         Self {
@@ -109,6 +113,7 @@ impl Session {
                 presented,
                 user_agent,
                 started,
+                client,
                 shared,
                 load_lock: tokio::sync::Mutex::new(()),
                 state: Mutex::new(State::default()),
@@ -151,6 +156,25 @@ impl Session {
         &self.inner.shared
     }
 
+    /// The address of the client the request came from: the connection's peer, or what a
+    /// trusted proxy forwarded
+    /// ([`SessionConfigBuilder::trusted_proxies`](crate::SessionConfigBuilder::trusted_proxies)).
+    /// `None` when the server gave the layer no peer address (serve with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`). The same value as the
+    /// [`ClientAddr`] extractor.
+    #[must_use]
+    pub fn client_addr(&self) -> Option<ClientAddr> {
+        self.inner.client
+    }
+
+    /// What this request's events need.
+    pub(crate) fn events(&self) -> events::Cx<'_> {
+        events::Cx {
+            limits: &self.config().events,
+            client: self.inner.client,
+        }
+    }
+
     /// The request's user agent, as a record keeps it.
     fn user_agent(&self) -> Option<&str> {
         self.inner.user_agent.as_ref().and_then(user_agent_str)
@@ -183,6 +207,11 @@ impl Session {
             };
             plan::plan(&state.loaded, pending, now, self.config(), &request)
         };
+        // A logout clears the cookie even when the store fails to end the record (below).
+        let logout = match &plan.action {
+            plan::Action::Logout { clear_cookie, .. } => Some(*clear_cookie),
+            _ => None,
+        };
         if let plan::Action::Nothing { clear_cookie } = plan.action {
             let outcome = commit::Outcome {
                 clear_cookie,
@@ -198,19 +227,40 @@ impl Session {
                 config: self.config(),
                 now,
                 user_agent: self.user_agent(),
+                events: self.events(),
             };
             match commit::commit(&store, plan).await {
                 Ok(outcome) => {
+                    if let (Some(t), Some(issued)) =
+                        (&self.config().guess_throttle, &outcome.issued)
+                    {
+                        t.valid(&issued.token.key());
+                    }
                     response::apply(&mut res, outcome, self.config(), self.now());
                     res
                 }
-                Err(e) => {
-                    // A refused stale sign-in has its own event (commit.rs).
-                    if !matches!(e, crate::SessionError::AuthorizationChanged) {
-                        events::commit_failed(&e);
+                Err(e) => match logout {
+                    // SEC-26: the sign-out still takes the cookie away (and Clear-Site-Data if
+                    // configured); the 503 says the server-side end failed.
+                    Some(clear_cookie) => {
+                        events::logout_failed(self.events(), &e);
+                        let mut res = e.response();
+                        let outcome = commit::Outcome {
+                            clear_cookie,
+                            logged_out: true,
+                            ..commit::Outcome::default()
+                        };
+                        response::apply(&mut res, outcome, self.config(), self.now());
+                        res
                     }
-                    e.response()
-                }
+                    None => {
+                        // A refused stale sign-in has its own event (commit.rs).
+                        if !matches!(e, crate::SessionError::AuthorizationChanged) {
+                            events::commit_failed(self.events(), &e);
+                        }
+                        e.response()
+                    }
+                },
             }
         }))
     }

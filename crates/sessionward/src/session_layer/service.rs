@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use http::header::USER_AGENT;
 use http::{Request, Response};
+use sessionward_core::SessionToken;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -56,19 +57,40 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &self.shared.config;
         let presented = presented::presented(req.headers(), config);
+        let client = config.client_addrs.resolve(req.extensions(), req.headers());
+        let cx = events::Cx {
+            limits: &config.events,
+            client,
+        };
         // The cross-origin check covers requests that carry the session cookie (SEC-36).
         if presented.via_cookie()
             && let Some(guard) = &config.cross_origin
             && guard.blocks(req.method(), req.uri(), req.headers())
         {
-            events::cross_origin_blocked(req.method(), true);
+            events::cross_origin_blocked(cx, req.method(), true);
             return ResponseFuture::ready(crate::error::json_response(
                 http::StatusCode::FORBIDDEN,
                 crate::guard::BLOCKED,
             ));
         }
+        // The guessing throttle (SEC-34): a blocked client's request that presents an ID it
+        // was not seen valid with is refused before any store access.
+        if let (Some(throttle), Some(c)) = (&config.guess_throttle, client)
+            && presented.presents_id()
+            && let Some(secs) = throttle.refuses(
+                c,
+                || presented.token().map(SessionToken::key),
+                config.clock.now(),
+            )
+        {
+            events::throttled(cx, secs);
+            return ResponseFuture::ready(crate::throttle::too_many(secs));
+        }
+        if let Some(c) = client {
+            req.extensions_mut().insert(c);
+        }
         let user_agent = req.headers().get(USER_AGENT).cloned();
-        let session = Session::new(self.shared.clone(), presented, user_agent);
+        let session = Session::new(self.shared.clone(), presented, user_agent, client);
         req.extensions_mut().insert(session.clone());
         // `poll_ready` readied `self.inner`; the future takes that instance and leaves a
         // fresh clone behind for the next request (the rule in tower-service's docs).
