@@ -360,13 +360,22 @@ impl Client {
     /// # Panics
     /// If sign-in fails.
     pub async fn login(&self, user: &str) -> String {
-        let r = self
-            .post(
-                "/api/login",
-                Auth::None,
-                serde_json::json!({ "username": user, "password": format!("{user}-password") }),
-            )
-            .await;
+        let body = serde_json::json!({ "username": user, "password": format!("{user}-password") });
+        let mut r = self.post("/api/login", Auth::None, body.clone()).await;
+        // A sign-in right after a change of the user's authorization (a demotion, signing out
+        // everywhere) is refused for up to `Retry-After` seconds (SEC-16); a client makes it
+        // again after that, as the demo's contract says.
+        if r.status == StatusCode::CONFLICT && r.text.contains("authorization_changed") {
+            let wait = r
+                .headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .expect("a refused sign-in says when to retry");
+            assert!(wait <= 10, "Retry-After {wait} s");
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            r = self.post("/api/login", Auth::None, body).await;
+        }
         assert_eq!(r.status, StatusCode::OK, "login {user}: {}", r.text);
         r.session_cookie().expect("login sets the session cookie")
     }

@@ -255,9 +255,15 @@ impl Session {
                     }
                     None => {
                         // A refused stale sign-in has its own event (commit.rs).
-                        if !matches!(e, crate::SessionError::AuthorizationChanged) {
-                            events::commit_failed(self.events(), &e);
+                        if matches!(e, crate::SessionError::AuthorizationChanged) {
+                            let mut res = e.response();
+                            res.headers_mut().insert(
+                                http::header::RETRY_AFTER,
+                                retry_after_authorization_change(self.config()),
+                            );
+                            return res;
                         }
+                        events::commit_failed(self.events(), &e);
                         e.response()
                     }
                 },
@@ -279,4 +285,13 @@ impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Session {
             .cloned()
             .ok_or(crate::rejection::MissingSessionLayer)
     }
+}
+
+/// When a sign-in refused for a concurrent authorization change can be made again: a request
+/// that starts this many seconds after the refusal is dated (its start less the clock margin)
+/// after the change, which happened before the refusal. The timestamps have whole seconds, so
+/// one second more than the margin.
+fn retry_after_authorization_change(config: &SessionConfig) -> HeaderValue {
+    let margin = config.authorization_clock_margin;
+    HeaderValue::from(margin.as_secs() + u64::from(margin.subsec_nanos() > 0) + 1)
 }
