@@ -100,3 +100,49 @@ fn authorization_changed_is_409() {
     assert!(matches!(e, sessionward::SessionError::AuthorizationChanged));
     assert_eq!(e.status(), StatusCode::CONFLICT);
 }
+
+/// The new settings are checked at build time.
+#[test]
+fn anonymous_idle_timeout_and_clock_margin_are_validated() {
+    use sessionward::{ConfigError, MAX_CLOCK_MARGIN, SessionConfig};
+    let c = SessionConfig::default();
+    assert_eq!(c.anonymous_idle_timeout(), c.idle_timeout());
+    assert_eq!(c.authorization_clock_margin(), Duration::from_secs(1));
+    let longer = SessionConfig::builder()
+        .anonymous_idle_timeout(Duration::from_secs(3600))
+        .build();
+    assert!(
+        matches!(longer, Err(ConfigError::AnonymousIdleTooLong { .. })),
+        "{longer:?}"
+    );
+    let zero = SessionConfig::builder()
+        .anonymous_idle_timeout(Duration::ZERO)
+        .build();
+    assert!(matches!(zero, Err(ConfigError::ZeroTimeout(_))), "{zero:?}");
+    // The default touch interval follows the shorter idle timeout; an explicit one must be
+    // shorter than it.
+    let short = SessionConfig::builder()
+        .anonymous_idle_timeout(Duration::from_secs(30))
+        .build()
+        .expect("valid");
+    assert_eq!(short.anonymous_idle_timeout(), Duration::from_secs(30));
+    let touch = SessionConfig::builder()
+        .anonymous_idle_timeout(Duration::from_secs(30))
+        .touch_interval(Duration::from_secs(30))
+        .build();
+    assert!(
+        matches!(touch, Err(ConfigError::TouchIntervalTooLong)),
+        "{touch:?}"
+    );
+    let margin = SessionConfig::builder()
+        .authorization_clock_margin(MAX_CLOCK_MARGIN + Duration::from_secs(1))
+        .build();
+    assert!(
+        matches!(margin, Err(ConfigError::ClockMarginTooLong)),
+        "{margin:?}"
+    );
+    SessionConfig::builder()
+        .authorization_clock_margin(MAX_CLOCK_MARGIN)
+        .build()
+        .expect("the maximum is accepted");
+}
