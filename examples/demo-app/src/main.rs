@@ -106,12 +106,21 @@ struct Args {
     /// Idle timeout in seconds (default: the library's, 30 minutes).
     #[arg(long)]
     idle_timeout: Option<u64>,
+    /// Idle timeout of anonymous sessions (a cart before sign-in) in seconds, at most the idle
+    /// timeout (default: the idle timeout).
+    #[arg(long)]
+    anonymous_idle_timeout: Option<u64>,
     /// Absolute timeout in seconds (default: the library's, 12 hours).
     #[arg(long)]
     absolute_timeout: Option<u64>,
-    /// The memory store's bound on sessions (past it, new sessions are refused with a 503).
+    /// The memory store's bound on signed-in sessions (past it, sign-ins are refused with a
+    /// 503).
     #[arg(long, default_value_t = 100_000)]
     max_sessions: usize,
+    /// The memory store's bound on anonymous sessions (past it, the least recently used are
+    /// evicted; never a refusal).
+    #[arg(long, default_value_t = 100_000)]
+    max_anonymous_sessions: usize,
     /// Peers whose X-Forwarded-For is believed: IP addresses or CIDR ranges, comma-separated
     /// or repeated. Default: none, the client address is the TCP peer's.
     #[arg(long, value_delimiter = ',')]
@@ -184,6 +193,7 @@ async fn open_store(args: &Args) -> Result<Arc<dyn SessionStore>, BoxError> {
         StoreKind::Memory => Arc::new(
             MemoryStore::builder()
                 .max_sessions(args.max_sessions)
+                .max_anonymous_sessions(args.max_anonymous_sessions)
                 .build(),
         ),
         StoreKind::Postgres => {
@@ -239,6 +249,9 @@ fn session_config(args: &Args, clock: SharedClock) -> Result<SessionConfig, BoxE
     let mut b = SessionConfig::builder()
         .transport(Transport::CookieAndBearer)
         .clock(clock);
+    if let Some(s) = args.anonymous_idle_timeout {
+        b = b.anonymous_idle_timeout(Duration::from_secs(s));
+    }
     if let Some(s) = args.idle_timeout {
         b = b.idle_timeout(Duration::from_secs(s));
     }
