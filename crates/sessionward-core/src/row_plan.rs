@@ -286,7 +286,10 @@ mod tests {
             Duration::from_secs(100),
             Duration::from_secs(1_000),
         );
-        assert!(!is_stale(&r, Some(2_000)), "anonymous records have no epoch");
+        assert!(
+            !is_stale(&r, Some(2_000)),
+            "anonymous records have no epoch"
+        );
         r.user = Some(crate::UserId::new("bob"));
         assert!(!is_stale(&r, None));
         assert!(!is_stale(&r, Some(1_000)));
