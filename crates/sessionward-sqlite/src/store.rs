@@ -320,10 +320,10 @@ impl SessionStore for SqliteStore {
             }
             // Refused: say why. A change time only moves forward (and is forgotten only a day
             // after the change), so one that refused the insert still refuses it now.
-            if let Some(user) = &record.user {
-                if plan::is_stale(record, changed_at(&self.inner.pool, user).await?) {
-                    return Err(StoreError::AuthorizationChanged);
-                }
+            if let Some(user) = &record.user
+                && plan::is_stale(record, changed_at(&self.inner.pool, user).await?)
+            {
+                return Err(StoreError::AuthorizationChanged);
             }
             Err(StoreError::Collision)
         })
@@ -444,11 +444,11 @@ impl SessionStore for SqliteStore {
                 tx.commit().await.map_err(map_err)?;
                 return Ok(RotateOutcome::Gone);
             }
-            if let Some(user) = &new.user {
-                if plan::is_stale(new, changed_at(&mut *tx, user).await?) {
-                    // Dropping `tx` rolls back: the old record is back, nothing changed.
-                    return Err(StoreError::AuthorizationChanged);
-                }
+            if let Some(user) = &new.user
+                && plan::is_stale(new, changed_at(&mut *tx, user).await?)
+            {
+                // Dropping `tx` rolls back: the old record is back, nothing changed.
+                return Err(StoreError::AuthorizationChanged);
             }
             let done = bind_record(sqlx::query(sql::CREATE), new)
                 .execute(&mut *tx)
