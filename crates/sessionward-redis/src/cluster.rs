@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use sessionward_core::{
-    RoleSet, RotateOutcome, SessionHandle, SessionKey, SessionRecord, StoreError, Timestamp,
-    UserId,
+    RoleSet, RotateOutcome, SessionHandle, SessionKey, SessionRecord, StoreError, Timestamp, UserId,
 };
 
 use crate::codec;
@@ -83,13 +82,21 @@ impl fmt::Display for ClusterError {
                 f,
                 "Redis Cluster redirected the request (MOVED/ASK) to {node}, which could not be used"
             ),
-            Self::Redirected { node: None } => {
-                f.write_str("Redis Cluster redirected the request (MOVED/ASK) and it could not be followed")
+            Self::Redirected { node: None } => f.write_str(
+                "Redis Cluster redirected the request (MOVED/ASK) and it could not be followed",
+            ),
+            Self::UnknownNode => {
+                f.write_str("no connection to the Redis Cluster node that serves the slot")
             }
-            Self::UnknownNode => f.write_str("no connection to the Redis Cluster node that serves the slot"),
-            Self::ClusterDown => f.write_str("the Redis Cluster is down (CLUSTERDOWN) for the slot"),
-            Self::MasterDown => f.write_str("the Redis Cluster node's primary is down (MASTERDOWN)"),
-            Self::SlotMigrating => f.write_str("the slot is being migrated between Redis Cluster nodes (TRYAGAIN)"),
+            Self::ClusterDown => {
+                f.write_str("the Redis Cluster is down (CLUSTERDOWN) for the slot")
+            }
+            Self::MasterDown => {
+                f.write_str("the Redis Cluster node's primary is down (MASTERDOWN)")
+            }
+            Self::SlotMigrating => {
+                f.write_str("the slot is being migrated between Redis Cluster nodes (TRYAGAIN)")
+            }
             Self::ReadOnly => f.write_str("a write reached a Redis Cluster replica (READONLY)"),
             Self::Unreachable => f.write_str("a Redis Cluster node could not be reached"),
             Self::Timeout => f.write_str("the Redis Cluster did not answer in time"),
@@ -108,7 +115,9 @@ pub(crate) fn classify(e: &RedisError) -> ClusterError {
     match e.kind() {
         ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask) => {
             ClusterError::Redirected {
-                node: e.redirect_node().map(|(host, port)| format!("{host}:{port}")),
+                node: e
+                    .redirect_node()
+                    .map(|(host, port)| format!("{host}:{port}")),
             }
         }
         ErrorKind::Server(ServerErrorKind::ClusterDown) => ClusterError::ClusterDown,
@@ -761,7 +770,11 @@ mod tests {
             node: Some("127.0.0.1:7001".into()),
         };
         assert!(e.to_string().contains("MOVED/ASK") && e.to_string().contains("7001"));
-        assert!(ClusterError::ClusterDown.to_string().contains("CLUSTERDOWN"));
+        assert!(
+            ClusterError::ClusterDown
+                .to_string()
+                .contains("CLUSTERDOWN")
+        );
         assert!(matches!(
             map_cluster_err(&RedisError::from(std::io::Error::from(
                 std::io::ErrorKind::TimedOut

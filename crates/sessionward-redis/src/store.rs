@@ -101,7 +101,10 @@ impl Inner {
     pub(crate) fn record_key(&self, key: &SessionKey) -> String {
         let hex = key.to_hex();
         if self.is_cluster() {
-            format!("{}s:{hex}", crate::cluster::bucket_prefix(&self.namespace, &hex))
+            format!(
+                "{}s:{hex}",
+                crate::cluster::bucket_prefix(&self.namespace, &hex)
+            )
         } else {
             format!("{}s:{hex}", self.prefix)
         }
