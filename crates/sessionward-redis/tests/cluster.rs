@@ -427,6 +427,25 @@ async fn a_resharding_under_load_gives_no_wrong_answer() {
         check_load(&store, r, t, &mut after).await;
     }
     assert!(after.wrong.is_empty() && after.errors == 0, "{after:?}");
+    // The requests did meet the moving slots: the old primary redirected some.
+    let redirects = |port: u16, what: &str| -> u64 {
+        raw_command(port, "INFO errorstats")
+            .expect("info")
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("errorstat_{what}:count=")))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (moved, ask, tryagain) = (
+        redirects(from, "MOVED"),
+        redirects(from, "ASK"),
+        redirects(from, "TRYAGAIN") + redirects(to, "TRYAGAIN"),
+    );
+    eprintln!("redirects: MOVED {moved}, ASK {ask}, TRYAGAIN {tryagain}");
+    assert!(
+        moved > 0,
+        "no request was redirected: the test did not reshard under load"
+    );
     let user = sessionward_core::UserId::from("u3");
     assert_eq!(store.list_by_user(&user, t).await.expect("list").len(), 20);
 }
