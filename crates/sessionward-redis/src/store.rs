@@ -248,6 +248,14 @@ pub struct RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
+            .field(
+                "mode",
+                &if self.inner.is_cluster() {
+                    "cluster"
+                } else {
+                    "single node"
+                },
+            )
             .field("namespace", &self.inner.namespace)
             .field("timeout", &self.inner.timeout)
             .field("ttl_slack_secs", &self.inner.ttl_slack)
