@@ -1,6 +1,8 @@
 //! The Lua scripts: every operation that writes is one script, so it is atomic.
 //!
-//! Conventions shared by every script (see `docs/stores.md (RedisStore section)`):
+//! Conventions shared by every script in single-node mode (see `docs/stores.md (RedisStore
+//! section)`; cluster mode reuses `create` (without the user's keys), `save` and `touch`, with
+//! every key declared, and has scripts of its own in `cluster.rs`):
 //!
 //! - `P` (passed as an argument) is the key prefix `{namespace}:`; every key starts with it, so
 //!   every key of one store hashes to one Redis Cluster slot and scripts may reach the keys they

@@ -163,6 +163,21 @@ impl Inner {
         }
     }
 
+    /// Runs a cluster operation of several steps under one deadline (each step also has
+    /// it): past it the operation fails with [`StoreError::Timeout`], wherever it was (see
+    /// `docs/redis.md`, "Failures midway").
+    pub(crate) async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, op).await {
+            Ok(out) => out,
+            Err(_) => Err(StoreError::Timeout(Some(Box::new(
+                crate::ClusterError::Timeout,
+            )))),
+        }
+    }
+
     /// Runs one script (`EVALSHA`, loading it on `NOSCRIPT`) under the deadline.
     pub(crate) async fn script<T: redis::FromRedisValue>(
         &self,
@@ -233,6 +248,14 @@ pub struct RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
+            .field(
+                "mode",
+                &if self.inner.is_cluster() {
+                    "cluster"
+                } else {
+                    "single node"
+                },
+            )
             .field("namespace", &self.inner.namespace)
             .field("timeout", &self.inner.timeout)
             .field("ttl_slack_secs", &self.inner.ttl_slack)
@@ -295,7 +318,10 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
         if self.inner.is_cluster() {
-            return crate::cluster::create(&self.inner, record).await;
+            return self
+                .inner
+                .bounded(crate::cluster::create(&self.inner, record))
+                .await;
         }
         let inner = &self.inner;
         let fields = codec::record_fields(record)?;
@@ -418,7 +444,16 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         if self.inner.is_cluster() {
-            return crate::cluster::rotate(&self.inner, old, expected_version, new, now).await;
+            return self
+                .inner
+                .bounded(crate::cluster::rotate(
+                    &self.inner,
+                    old,
+                    expected_version,
+                    new,
+                    now,
+                ))
+                .await;
         }
         let inner = &self.inner;
         let fields = codec::record_fields(new)?;
@@ -463,7 +498,10 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
         if self.inner.is_cluster() {
-            return crate::cluster::delete(&self.inner, key).await;
+            return self
+                .inner
+                .bounded(crate::cluster::delete(&self.inner, key))
+                .await;
         }
         let inner = &self.inner;
         let mut inv = SCRIPTS.delete.prepare_invoke();
@@ -482,7 +520,15 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         if self.inner.is_cluster() {
-            return crate::cluster::delete_by_user(&self.inner, user, except, now).await;
+            return self
+                .inner
+                .bounded(crate::cluster::delete_by_user(
+                    &self.inner,
+                    user,
+                    except,
+                    now,
+                ))
+                .await;
         }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
@@ -506,7 +552,10 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         if self.inner.is_cluster() {
-            return crate::cluster::list_by_user(&self.inner, user, now).await;
+            return self
+                .inner
+                .bounded(crate::cluster::list_by_user(&self.inner, user, now))
+                .await;
         }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
@@ -546,7 +595,15 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         if self.inner.is_cluster() {
-            return crate::cluster::set_roles_for_user(&self.inner, user, roles, now).await;
+            return self
+                .inner
+                .bounded(crate::cluster::set_roles_for_user(
+                    &self.inner,
+                    user,
+                    roles,
+                    now,
+                ))
+                .await;
         }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
@@ -570,7 +627,10 @@ impl SessionStore for RedisStore {
         handle: &SessionHandle,
     ) -> Result<bool, StoreError> {
         if self.inner.is_cluster() {
-            return crate::cluster::delete_by_handle(&self.inner, user, handle).await;
+            return self
+                .inner
+                .bounded(crate::cluster::delete_by_handle(&self.inner, user, handle))
+                .await;
         }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
