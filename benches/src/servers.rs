@@ -189,19 +189,21 @@ fn valid_pref_key(k: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The `value` of a `{"value": ...}` body, or the demo's 400.
-fn pref_value(body: Value) -> Result<Value, Response> {
+/// The `value` of a `{"value": ...}` body.
+fn pref_value(body: Value) -> Option<Value> {
     match body {
-        Value::Object(mut m) => m.remove("value").ok_or(()),
-        _ => Err(()),
+        Value::Object(mut m) => m.remove("value"),
+        _ => None,
     }
-    .map_err(|()| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "invalid_body" })),
-        )
-            .into_response()
-    })
+}
+
+/// The demo's 400 for a body without a `value`.
+fn bad_body() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": "invalid_body" })),
+    )
+        .into_response()
 }
 
 fn bad_pref_key() -> Response {
@@ -232,8 +234,8 @@ pub fn bare_app() -> Router {
                         return bad_pref_key();
                     }
                     match pref_value(body) {
-                        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-                        Err(res) => res,
+                        Some(_) => StatusCode::NO_CONTENT.into_response(),
+                        None => bad_body(),
                     }
                 },
             ),
@@ -280,9 +282,8 @@ pub fn sessionward_app(store: Arc<dyn sessionward::SessionStore>) -> Result<Rout
                     if !valid_pref_key(&key) {
                         return Ok(bad_pref_key());
                     }
-                    let value = match pref_value(body) {
-                        Ok(v) => v,
-                        Err(res) => return Ok(res),
+                    let Some(value) = pref_value(body) else {
+                        return Ok(bad_body());
                     };
                     auth.session.insert(&format!("pref:{key}"), &value).await?;
                     Ok::<_, SessionError>(StatusCode::NO_CONTENT.into_response())
@@ -367,9 +368,8 @@ macro_rules! tower_sessions_app {
                         if !valid_pref_key(&key) {
                             return bad_pref_key();
                         }
-                        let value = match pref_value(body) {
-                            Ok(v) => v,
-                            Err(res) => return res,
+                        let Some(value) = pref_value(body) else {
+                            return bad_body();
                         };
                         match auth.session.insert(&format!("pref:{key}"), value).await {
                             Ok(()) => StatusCode::NO_CONTENT.into_response(),
