@@ -63,7 +63,7 @@ async fn wait_replicated(cluster: &RedisCluster) {
     for port in cluster.primaries() {
         let mut c = node(port).await;
         let mut acked = 0;
-        for _ in 0..25 {
+        for _ in 0..100 {
             // Short WAITs: the plain connection's response timeout is short.
             acked = redis::cmd("WAIT")
                 .arg(1)

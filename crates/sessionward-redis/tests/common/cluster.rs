@@ -23,14 +23,19 @@ fn free_cluster_ports(n: usize) -> Vec<u16> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if NEXT_PORT.load(Ordering::Relaxed) == 0 {
-        // Spread processes (parallel test binaries) over the range.
-        let start = 20_000 + u16::try_from(std::process::id() % 200).unwrap_or(0) * 100;
+        // Below the kernel's ephemeral range (32768 and up) for the node and its bus port
+        // (+ 10000), so that no outgoing connection takes a port between the check and the
+        // bind; spread processes (parallel test binaries) over the range.
+        let start = 20_000 + u16::try_from(std::process::id() % 25).unwrap_or(0) * 100;
         NEXT_PORT.store(start, Ordering::Relaxed);
     }
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        assert!(p < 45_000, "ran out of cluster ports");
+        if p >= 22_700 {
+            NEXT_PORT.store(20_000, Ordering::Relaxed);
+            continue;
+        }
         let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
         if free(p) && free(p + 10_000) {
             out.push(p);
@@ -98,7 +103,41 @@ impl RedisCluster {
             dir,
         };
         for port in free_cluster_ports(6) {
-            let node_dir = cluster.dir.join(port.to_string());
+            cluster.spawn(test, port);
+        }
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        for i in 0..cluster.nodes.len() {
+            loop {
+                let exited = cluster.nodes[i]
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited {
+                    // Its port was taken after all: start it again on another one.
+                    let port = free_cluster_ports(1)[0];
+                    cluster.nodes[i].child = None;
+                    cluster.nodes.remove(i);
+                    cluster.spawn(test, port);
+                    let node = cluster.nodes.pop().expect("node");
+                    cluster.nodes.insert(i, node);
+                }
+                let port = cluster.nodes[i].port;
+                if raw_command(port, "PING").is_ok_and(|r| r.starts_with("+PONG")) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{test}: node {port} did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self::form(cluster, test, deadline)
+    }
+
+    fn spawn(&mut self, test: &str, port: u16) {
+        {
+            let node_dir = self.dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
             let child = Command::new("redis-server")
                 .args(["--bind", "127.0.0.1", "--port"])
@@ -122,22 +161,14 @@ impl RedisCluster {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("{test}: could not start redis-server: {e}"));
-            cluster.nodes.push(Node {
+            self.nodes.push(Node {
                 port,
                 child: Some(child),
             });
         }
-        let deadline = Instant::now() + FORM_TIMEOUT;
-        for node in &cluster.nodes {
-            while !raw_command(node.port, "PING").is_ok_and(|r| r.starts_with("+PONG")) {
-                assert!(
-                    Instant::now() < deadline,
-                    "{test}: node {} did not start",
-                    node.port
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+    }
+
+    fn form(cluster: Self, test: &str, deadline: Instant) -> Option<Self> {
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for node in &cluster.nodes {
@@ -261,6 +292,14 @@ impl RedisCluster {
                 && primaries
                     .iter()
                     .all(|id| topo.iter().any(|(_, _, p, of)| !*p && of == *id));
+            let links_up = topo
+                .iter()
+                .filter(|(_, _, p, _)| !*p)
+                .all(|(_, port, _, _)| {
+                    raw_command(*port, "INFO replication")
+                        .is_ok_and(|t| t.contains("master_link_status:up"))
+                });
+            let replicated = replicated && links_up;
             let running = self.nodes.iter().filter(|n| n.is_running()).count();
             if all_ok && (replicated || running < 6) && primaries.len() == 3 {
                 return true;
