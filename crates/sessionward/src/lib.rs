@@ -99,6 +99,7 @@
 
 mod admin;
 mod auth;
+mod body;
 mod config;
 mod cookie;
 mod error;
@@ -113,6 +114,7 @@ mod require;
 mod session;
 mod session_layer;
 mod shared;
+mod sign_in;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
@@ -126,6 +128,7 @@ pub use require::{
 };
 pub use session::Session;
 pub use session_layer::{SessionLayer, SessionService};
+pub use sign_in::safe_next;
 
 pub use sessionward_core::{
     Clock, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError, SystemClock, TestClock,
