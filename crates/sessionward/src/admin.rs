@@ -93,12 +93,12 @@ impl Sessions {
     ///
     /// # Errors
     /// [`SessionError::Store`].
-    pub async fn set_roles<R: AsRef<str>>(
+    pub async fn set_roles(
         &self,
         user: &UserId,
-        roles: impl IntoIterator<Item = R>,
+        roles: impl Into<RoleSet>,
     ) -> Result<u64, SessionError> {
-        let roles: RoleSet = roles.into_iter().collect();
+        let roles: RoleSet = roles.into();
         let n = self.shared.store.set_roles_for_user(user, &roles).await?;
         events::roles_changed(n);
         Ok(n)

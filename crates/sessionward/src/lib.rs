@@ -108,6 +108,7 @@ pub mod future;
 mod guard;
 mod info;
 mod macros;
+mod optional;
 mod presented;
 mod rejection;
 mod require;
@@ -131,8 +132,8 @@ pub use session_layer::{SessionLayer, SessionService};
 pub use sign_in::safe_next;
 
 pub use sessionward_core::{
-    Clock, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError, SystemClock, TestClock,
-    Timestamp, UserId,
+    Clock, DataError, RngError, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError,
+    SweeperStatus, SystemClock, TestClock, Timestamp, UserId,
 };
 // The embedded store (feature `memory`, on by default).
 #[cfg(feature = "memory")]

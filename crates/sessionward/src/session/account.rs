@@ -10,10 +10,6 @@ use super::state::{Intent, Lifetime, Pending};
 use crate::error::SessionError;
 use crate::info::SessionInfo;
 
-fn roles_of<R: AsRef<str>>(roles: impl IntoIterator<Item = R>) -> RoleSet {
-    roles.into_iter().collect()
-}
-
 impl Session {
     /// The signed-in user, or `None` for an anonymous session or none.
     ///
@@ -54,6 +50,20 @@ impl Session {
 
     /// Signs `user` in with `roles`, after the application verified their credentials.
     ///
+    /// `user` is anything that converts into a [`UserId`]: text (`"alice"`, a `String`), an
+    /// integer (`42_i64`), or [`UserId::display`] of a UUID. `roles` is an array (`[]`,
+    /// `["user"]`), a `Vec` or slice of strings, or a [`RoleSet`]; an iterator is
+    /// `.collect::<RoleSet>()` first.
+    ///
+    /// ```no_run
+    /// # async fn f(session: sessionward::Session) -> Result<(), sessionward::SessionError> {
+    /// session.login("alice", []).await?; // no roles
+    /// session.login(42_i64, ["user"]).await?;
+    /// let roles: Vec<String> = vec!["user".into(), "admin".into()];
+    /// session.login("root", &roles).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// The session gets a new ID (the old one is dead once the response goes out) and keeps
     /// its data, unless it belonged to another user; the absolute timeout starts again, since
     /// the user just proved who they are (SEC-18).
@@ -61,10 +71,10 @@ impl Session {
     /// # Errors
     /// [`SessionError::Store`] if the store failed, [`SessionError::Rng`] if no ID could be
     /// drawn.
-    pub async fn login<R: AsRef<str>>(
+    pub async fn login(
         &self,
         user: impl Into<UserId>,
-        roles: impl IntoIterator<Item = R>,
+        roles: impl Into<RoleSet>,
     ) -> Result<(), SessionError> {
         let user = user.into();
         self.ensure_loaded().await?;
@@ -82,7 +92,7 @@ impl Session {
         let discard_old = other_user || state.pending.intent.discards_loaded();
         state.pending.intent = Intent::SignIn {
             user,
-            roles: roles_of(roles),
+            roles: roles.into(),
             discard_old,
         };
         state.pending.new_token = Some(fresh);
@@ -96,13 +106,10 @@ impl Session {
     ///
     /// # Errors
     /// [`SessionError::NotSignedIn`] without a signed-in user.
-    pub async fn set_roles<R: AsRef<str>>(
-        &self,
-        roles: impl IntoIterator<Item = R>,
-    ) -> Result<(), SessionError> {
+    pub async fn set_roles(&self, roles: impl Into<RoleSet>) -> Result<(), SessionError> {
         self.ensure_loaded().await?;
         let mut state = self.state();
-        let roles = roles_of(roles);
+        let roles = roles.into();
         match &mut state.pending.intent {
             Intent::SignIn { roles: r, .. } | Intent::PrivilegeChange(r) => *r = roles,
             Intent::None | Intent::SignOut => {
