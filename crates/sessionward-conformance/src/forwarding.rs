@@ -44,6 +44,7 @@ pub enum Call<'a> {
     DeleteByUser {
         user: &'a UserId,
         except: Option<&'a SessionKey>,
+        now: Timestamp,
     },
     ListByUser {
         user: &'a UserId,
@@ -52,6 +53,7 @@ pub enum Call<'a> {
     SetRolesForUser {
         user: &'a UserId,
         roles: &'a RoleSet,
+        now: Timestamp,
     },
     DeleteByHandle {
         user: &'a UserId,
@@ -203,11 +205,12 @@ impl<S: SessionStore, H: Hook> SessionStore for ForwardingStore<S, H> {
         &self,
         user: &UserId,
         except: Option<&SessionKey>,
+        now: Timestamp,
     ) -> Result<u64, StoreError> {
         self.hook
-            .before(Call::DeleteByUser { user, except })
+            .before(Call::DeleteByUser { user, except, now })
             .await?;
-        self.inner.delete_by_user(user, except).await
+        self.inner.delete_by_user(user, except, now).await
     }
 
     async fn list_by_user(
@@ -219,11 +222,16 @@ impl<S: SessionStore, H: Hook> SessionStore for ForwardingStore<S, H> {
         self.inner.list_by_user(user, now).await
     }
 
-    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
+    async fn set_roles_for_user(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         self.hook
-            .before(Call::SetRolesForUser { user, roles })
+            .before(Call::SetRolesForUser { user, roles, now })
             .await?;
-        self.inner.set_roles_for_user(user, roles).await
+        self.inner.set_roles_for_user(user, roles, now).await
     }
 
     async fn delete_by_handle(

@@ -26,6 +26,12 @@ pub enum StoreError {
         /// The configured bound.
         limit: usize,
     },
+    /// `create` or `rotate` refused a signed-in record whose authorization predates its user's
+    /// last authorization change (roles set, sessions ended, account disabled while the sign-in
+    /// was in flight); nothing was written. The roles the request decided may be stale: the
+    /// request has to be made again, not retried as is.
+    #[error("the user's authorization changed while this sign-in was in flight")]
+    AuthorizationChanged,
     /// A stored record could not be decoded.
     #[error("a stored session record is corrupt")]
     Corrupt(#[source] BoxError),

@@ -417,6 +417,20 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// Incremented by every save; for optimistic concurrency.
     pub version: u64,
+    /// When the user and roles of this record were decided: for a sign-in or a privilege
+    /// change, the start of the request that made it (less the layer's clock margin), not the
+    /// moment the record reached the store. Kept by a rotation that does not change privileges.
+    ///
+    /// A signed-in record is *current* only while this is not earlier than its user's last
+    /// authorization change (see [`SessionStore`](crate::SessionStore), "Authorization
+    /// epochs"): a sign-in that read the user's roles before a demotion, a password change or an
+    /// account disablement can therefore never leave a live session behind. Meaningless for an
+    /// anonymous record (set to `created_at`).
+    pub authorized_at: Timestamp,
+    /// Whether the session cookie outlives the browser ("remember me"): `Some(true)` for a
+    /// persistent cookie whose `Max-Age` follows the record's remaining absolute lifetime,
+    /// `Some(false)` for a browser-session cookie, `None` for the layer's default.
+    pub persistent: Option<bool>,
 }
 
 impl SessionRecord {
@@ -442,6 +456,8 @@ impl SessionRecord {
             absolute_expires_at: now + absolute_timeout,
             user_agent: None,
             version: 0,
+            authorized_at: now,
+            persistent: None,
         }
     }
 
@@ -455,6 +471,18 @@ impl SessionRecord {
     #[must_use]
     pub fn is_live(&self, now: Timestamp) -> bool {
         now < self.expires_at()
+    }
+
+    /// Whether the record's authorization is current given its user's last authorization
+    /// change (`None`: the user's authorization never changed, or the store no longer needs to
+    /// remember when). Anonymous records are always current; a signed-in one is current when
+    /// [`authorized_at`](Self::authorized_at) is not earlier than `changed_at`.
+    #[must_use]
+    pub fn is_authorized_after(&self, changed_at: Option<Timestamp>) -> bool {
+        match (&self.user, changed_at) {
+            (Some(_), Some(changed)) => self.authorized_at >= changed,
+            _ => true,
+        }
     }
 }
 
@@ -479,12 +507,32 @@ mod tests {
             absolute_expires_at: Timestamp::from_unix(1050),
             user_agent: None,
             version: 0,
+            authorized_at: Timestamp::from_unix(1000),
+            persistent: None,
         };
         assert_eq!(r.expires_at(), Timestamp::from_unix(1050));
         r.absolute_expires_at = Timestamp::from_unix(5000);
         assert_eq!(r.expires_at(), Timestamp::from_unix(1100));
         assert!(r.is_live(Timestamp::from_unix(1099)));
         assert!(!r.is_live(Timestamp::from_unix(1100)));
+    }
+
+    #[test]
+    fn authorization_is_current_from_the_change_on() {
+        let mut r = SessionRecord::new(
+            SessionToken::generate().expect("rng").key(),
+            SessionHandle::from_bytes([0; 16]),
+            Timestamp::from_unix(1000),
+            Duration::from_secs(100),
+            Duration::from_secs(1000),
+        );
+        // Anonymous: no epoch applies.
+        assert!(r.is_authorized_after(Some(Timestamp::from_unix(5000))));
+        r.user = Some(UserId::new("bob"));
+        assert!(r.is_authorized_after(None));
+        assert!(r.is_authorized_after(Some(Timestamp::from_unix(999))));
+        assert!(r.is_authorized_after(Some(Timestamp::from_unix(1000))));
+        assert!(!r.is_authorized_after(Some(Timestamp::from_unix(1001))));
     }
 
     #[test]

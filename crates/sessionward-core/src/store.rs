@@ -96,6 +96,37 @@ pub enum RotateOutcome {
 /// - **Maintenance**, called by the store's background sweeper (or a job of the
 ///   application's): [`delete_expired`](Self::delete_expired).
 ///
+/// # Authorization epochs
+///
+/// A store remembers, per user, when that user's authorization last changed
+/// (`authz_changed_at`): [`set_roles_for_user`](Self::set_roles_for_user) and
+/// [`delete_by_user`](Self::delete_by_user) set it to their `now` (never moving it back: the
+/// later of the stored value and `now`), atomically with the change they make. A signed-in
+/// record is *current* when its [`authorized_at`](SessionRecord::authorized_at) is not earlier
+/// than its user's `authz_changed_at` ([`SessionRecord::is_authorized_after`]); anonymous
+/// records always are. Then:
+///
+/// - [`create`](Self::create) and [`rotate`](Self::rotate) refuse to write a signed-in record
+///   that would not be current ([`StoreError::AuthorizationChanged`], nothing written). A
+///   sign-in whose request started before a demotion, a password change or an account
+///   disablement read the user's roles (or credentials) from before it, and is refused even if
+///   it reaches the store after the change.
+/// - The per-user operations keep the sessions they leave in place current: every session that
+///   [`set_roles_for_user`](Self::set_roles_for_user) gives the new roles, and the session
+///   [`delete_by_user`](Self::delete_by_user) spares, gets `authorized_at =
+///   authz_changed_at`.
+/// - A record that is not current is treated as absent by [`load`](Self::load),
+///   [`save`](Self::save) ([`SaveOutcome::Gone`]), [`touch`](Self::touch),
+///   [`rotate`](Self::rotate) ([`RotateOutcome::Gone`]) and
+///   [`list_by_user`](Self::list_by_user), whatever the store's own cleanup has done. In a
+///   store where every operation is atomic such a record cannot exist; the check makes the rule
+///   hold where the per-user change and a create are not one transaction (and costs no round
+///   trip: the load reads the user's `authz_changed_at` in the same statement or command).
+/// - A store may forget a user's `authz_changed_at` once no record of that user older than it
+///   can exist or still be created: not before every such record is gone and at least
+///   24 hours after the change (far longer than any request, so an in-flight sign-in cannot
+///   outlive the memory of the change).
+///
 /// The `sessionward-conformance` crate holds one suite that every implementation must pass,
 /// and the fixtures, forwarding store and service helpers a store's own tests need.
 #[async_trait::async_trait]
@@ -104,7 +135,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// [`StoreError::Collision`] if the key exists (never an overwrite);
-    /// [`StoreError::CapacityExceeded`] or [`StoreError::UserLimitReached`] when bounded.
+    /// [`StoreError::AuthorizationChanged`] if `record` is signed in and not current (see
+    /// "Authorization epochs" above); [`StoreError::CapacityExceeded`] or
+    /// [`StoreError::UserLimitReached`] when bounded.
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError>;
 
     /// The live record under `key`, or `None` if there is none or it expired at `now`.
@@ -143,8 +176,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// from a stale read cannot undo a concurrent change (a demotion, saved data).
     ///
     /// # Errors
-    /// [`StoreError::Collision`] if `new.key` exists; the old record is then left in place.
-    /// Stores that bound sessions per user apply the bound when `new` brings a user to it.
+    /// [`StoreError::Collision`] if `new.key` exists, [`StoreError::AuthorizationChanged`] if
+    /// `new` is signed in and not current; the old record is then left in place. Stores that
+    /// bound sessions per user apply the bound when `new` brings a user to it.
     async fn rotate(
         &self,
         old: &SessionKey,
@@ -156,11 +190,15 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Deletes the record under `key`; `true` if one existed.
     async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError>;
 
-    /// Deletes every session of `user` except the one under `except`; returns how many.
+    /// Deletes every session of `user` except the one under `except`, and records `now` as the
+    /// user's authorization change (the spared session stays current, sign-ins that started
+    /// earlier are refused: see "Authorization epochs"); returns how many it deleted.
+    /// Called with `except: None` to disable an account or end a user's every session.
     async fn delete_by_user(
         &self,
         user: &UserId,
         except: Option<&SessionKey>,
+        now: Timestamp,
     ) -> Result<u64, StoreError>;
 
     /// The live sessions of `user`, oldest first.
@@ -170,8 +208,15 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Gives every session of `user` the roles `roles`; returns how many sessions changed.
-    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError>;
+    /// Gives every session of `user` the roles `roles` and records `now` as the user's
+    /// authorization change (those sessions stay current, sign-ins that started earlier are
+    /// refused: see "Authorization epochs"); returns how many sessions changed.
+    async fn set_roles_for_user(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
 
     /// Deletes the session named `handle` if, and only if, it belongs to `user`.
     /// Returns `false` for an unknown handle and for another user's handle alike.

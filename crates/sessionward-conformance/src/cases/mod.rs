@@ -33,6 +33,7 @@ macro_rules! ensure_eq {
     }};
 }
 
+mod epochs;
 mod expiry;
 mod per_user;
 mod races;
@@ -117,6 +118,14 @@ cases![
     saves::save_over_the_data_limit_is_refused_and_changes_nothing,
     races::concurrent_saves_cannot_grow_the_data_past_the_limit,
     races::a_versioned_rotation_and_a_racing_save_never_both_succeed,
+    epochs::a_sign_in_decided_before_a_demotion_is_refused,
+    epochs::a_sign_in_decided_before_delete_by_user_is_refused,
+    epochs::set_roles_keeps_existing_sessions_current,
+    epochs::a_stale_privilege_rotation_is_refused_and_keeps_the_old_session,
+    epochs::the_change_time_never_moves_back,
+    epochs::epochs_are_per_user_and_ignore_anonymous_sessions,
+    epochs::sign_ins_racing_a_demotion_never_keep_the_old_roles,
+    epochs::sign_ins_racing_delete_by_user_never_survive,
 ];
 
 /// The live record under `key` at `at`, or a failure.

@@ -9,11 +9,11 @@ pub(super) async fn delete_by_user_deletes_all(store: Store) -> CaseResult {
     for r in &records {
         store.create(r).await?;
     }
-    ensure_eq!(store.delete_by_user(&user, None).await?, 3);
+    ensure_eq!(store.delete_by_user(&user, None, t).await?, 3);
     for r in &records {
         ensure!(store.load(&r.key, t).await?.is_none(), "a session survived");
     }
-    ensure_eq!(store.delete_by_user(&user, None).await?, 0);
+    ensure_eq!(store.delete_by_user(&user, None, t).await?, 0);
     Ok(())
 }
 
@@ -24,7 +24,12 @@ pub(super) async fn delete_by_user_keeps_the_excepted_key(store: Store) -> CaseR
     for r in &records {
         store.create(r).await?;
     }
-    ensure_eq!(store.delete_by_user(&user, Some(&records[1].key)).await?, 2);
+    ensure_eq!(
+        store
+            .delete_by_user(&user, Some(&records[1].key), t)
+            .await?,
+        2
+    );
     live(&store, &records[1].key, t).await?;
     ensure!(
         store.load(&records[0].key, t).await?.is_none(),
@@ -47,7 +52,7 @@ pub(super) async fn delete_by_user_leaves_other_users_alone(store: Store) -> Cas
     for r in [&ra, &rb, &anon] {
         store.create(r).await?;
     }
-    ensure_eq!(store.delete_by_user(&a, None).await?, 1);
+    ensure_eq!(store.delete_by_user(&a, None, t).await?, 1);
     live(&store, &rb.key, t).await?;
     live(&store, &anon.key, t).await?;
     Ok(())
@@ -60,7 +65,7 @@ pub(super) async fn delete_by_user_reaches_rotated_sessions(store: Store) -> Cas
     store.create(&old).await?;
     let new = signed_in(&user, t);
     store.rotate(&old.key, None, &new, t).await?;
-    ensure_eq!(store.delete_by_user(&user, None).await?, 1);
+    ensure_eq!(store.delete_by_user(&user, None, t).await?, 1);
     ensure!(
         store.load(&new.key, t).await?.is_none(),
         "rotated session survived sign-out everywhere"
@@ -129,7 +134,7 @@ pub(super) async fn set_roles_for_user_changes_every_session(store: Store) -> Ca
         store.create(r).await?;
     }
     let demoted = RoleSet::from_iter(["user"]);
-    ensure_eq!(store.set_roles_for_user(&user, &demoted).await?, 3);
+    ensure_eq!(store.set_roles_for_user(&user, &demoted, t).await?, 3);
     for r in &records {
         let back = live(&store, &r.key, t).await?;
         ensure_eq!(back.roles, demoted);
@@ -149,7 +154,7 @@ pub(super) async fn set_roles_for_user_leaves_other_users_alone(store: Store) ->
     rb.roles = RoleSet::from_iter(["admin"]);
     store.create(&ra).await?;
     store.create(&rb).await?;
-    store.set_roles_for_user(&a, &RoleSet::empty()).await?;
+    store.set_roles_for_user(&a, &RoleSet::empty(), t).await?;
     ensure_eq!(
         live(&store, &rb.key, t).await?.roles,
         RoleSet::from_iter(["admin"])
@@ -160,7 +165,7 @@ pub(super) async fn set_roles_for_user_leaves_other_users_alone(store: Store) ->
     );
     ensure_eq!(
         store
-            .set_roles_for_user(&unique_user("ghost"), &RoleSet::empty())
+            .set_roles_for_user(&unique_user("ghost"), &RoleSet::empty(), t)
             .await?,
         0
     );

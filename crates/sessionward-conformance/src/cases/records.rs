@@ -12,6 +12,8 @@ pub(super) async fn create_then_load_round_trips_every_field(store: Store) -> Ca
     r.user_agent = Some("Mozilla/5.0 (conformance)".into());
     r.idle_timeout = Duration::from_secs(600);
     r.absolute_expires_at = t + Duration::from_secs(7200);
+    r.authorized_at = t - Duration::from_secs(1);
+    r.persistent = Some(true);
     store.create(&r).await?;
     let back = live(&store, &r.key, t).await?;
     ensure_eq!(back.key, r.key);
@@ -31,12 +33,15 @@ pub(super) async fn create_then_load_round_trips_every_field(store: Store) -> Ca
     ensure_eq!(back.absolute_expires_at, r.absolute_expires_at);
     ensure_eq!(back.user_agent, r.user_agent);
     ensure_eq!(back.version, r.version);
+    ensure_eq!(back.authorized_at, r.authorized_at);
+    ensure_eq!(back.persistent, r.persistent);
     // An anonymous record round-trips its `None`s.
     let a = anonymous(t);
     store.create(&a).await?;
     let back = live(&store, &a.key, t).await?;
     ensure_eq!(back.user, None);
     ensure_eq!(back.authenticated_at, None);
+    ensure_eq!(back.persistent, None);
     ensure!(
         back.roles.is_empty(),
         "anonymous record has roles {:?}",

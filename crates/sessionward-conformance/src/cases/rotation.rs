@@ -106,7 +106,9 @@ pub(super) async fn rotate_with_a_stale_version_conflicts_and_changes_nothing(
     let old = signed_in(&user, t);
     store.create(&old).await?;
     // A concurrent request changes the record (an admin demotes, a save lands).
-    store.set_roles_for_user(&user, &RoleSet::empty()).await?;
+    store
+        .set_roles_for_user(&user, &RoleSet::empty(), t)
+        .await?;
     let mut new = signed_in(&user, t);
     new.roles = RoleSet::from_iter(["admin", "user"]);
     let out = store.rotate(&old.key, Some(old.version), &new, t).await?;
