@@ -24,9 +24,13 @@ const SHARDS: usize = 64;
 const SWEEP_BATCH: usize = 10_000;
 /// `authenticated_at` of an anonymous session.
 const NO_AUTH: u32 = 0;
+/// How long a user's authorization change is remembered after their last session is gone
+/// (the contract's minimum: far longer than any request, so an in-flight sign-in that read the
+/// user's roles before the change cannot outlive the memory of it).
+const EPOCH_MEMORY: u32 = 24 * 60 * 60;
 
 /// Times are kept as unsigned 32-bit seconds since the Unix epoch (until 2106), which keeps an
-/// entry at 144 bytes; earlier times clamp to the epoch, later ones to 2106.
+/// entry at 152 bytes; earlier times clamp to the epoch, later ones to 2106.
 fn secs(t: Timestamp) -> u32 {
     u32::try_from(t.unix().max(0)).unwrap_or(u32::MAX)
 }
@@ -45,7 +49,7 @@ pub enum PerUserLimit {
     Refuse,
 }
 
-/// One record, kept compact: 144 bytes plus its data and user agent text.
+/// One record, kept compact: 152 bytes plus its data and user agent text.
 struct Entry {
     key: SessionKey,
     handle: SessionHandle,
@@ -60,20 +64,47 @@ struct Entry {
     filed_at: u32,
     version: u64,
     idle_secs: u32,
+    /// When the user and roles were decided (SEC-16); `created_at` for an anonymous entry.
+    authorized_at: u32,
+    persistent: Option<bool>,
     user_agent: Option<Box<str>>,
 }
 
 #[derive(Default)]
 struct Shard {
     table: HashTable<Box<Entry>>,
-    /// Expiry second -> key prefixes filed there. An entry is filed once, under `filed_at`;
-    /// when its expiry moves later (activity), the sweeper re-files it when it reaches the old
-    /// bucket, so the hot path never touches this index.
-    expiry: BTreeMap<u32, Vec<u64>>,
+    /// Expiry second -> key prefixes filed there, one index for signed-in entries
+    /// ([`SIGNED_IN`]) and one for anonymous ones ([`ANONYMOUS`]). An entry is filed once,
+    /// under `filed_at`; when its expiry moves later (activity), the sweeper (or the anonymous
+    /// budget's eviction) re-files it when it reaches the old bucket, so the hot path never
+    /// touches these indexes.
+    expiry: [BTreeMap<u32, Vec<u64>>; 2],
 }
 
-/// User -> prefixes of the keys of their sessions.
-type UserIndex = HashMap<UserId, UserKeys>;
+/// [`Shard::expiry`] of signed-in entries.
+const SIGNED_IN: usize = 0;
+/// [`Shard::expiry`] of anonymous entries: the anonymous budget evicts from its first bucket.
+const ANONYMOUS: usize = 1;
+
+/// The expiry index of an entry.
+fn kind(anonymous: bool) -> usize {
+    if anonymous { ANONYMOUS } else { SIGNED_IN }
+}
+
+/// One shard of the per-user index: the keys of each user's sessions, and when each user's
+/// authorization last changed (SEC-16). Both live under one lock, so a sign-in (which checks the
+/// change time and indexes its record) and a per-user change (which records the time and
+/// changes every indexed record) are atomic with respect to each other.
+#[derive(Default)]
+struct UserIndex {
+    /// User -> prefixes of the keys of their sessions.
+    keys: HashMap<UserId, UserKeys>,
+    /// User -> when their authorization last changed, in 32-bit seconds. Only users whose
+    /// authorization ever changed are here (a separate map, so the others pay nothing);
+    /// forgotten by the sweeper once the user has no session left and the change is
+    /// [`EPOCH_MEMORY`] old.
+    changed: HashMap<UserId, u32>,
+}
 
 /// A user's key prefixes: inline while the user has one session (most users), so the index
 /// costs no allocation for them.
@@ -91,8 +122,12 @@ struct Inner {
     /// record is only ever added to a user while that user's index shard is locked.
     users: Box<[Mutex<UserIndex>]>,
     user_hasher: RandomState,
-    count: AtomicUsize,
+    /// Records held, signed in ([`SIGNED_IN`]) and anonymous ([`ANONYMOUS`]): two budgets.
+    count: [AtomicUsize; 2],
+    /// Bound on signed-in sessions.
     max_sessions: Option<usize>,
+    /// Bound on anonymous sessions: past it, the soonest-expiring ones are evicted.
+    max_anonymous: usize,
     max_per_user: Option<(usize, PerUserLimit)>,
 }
 
@@ -110,7 +145,9 @@ impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
             .field("sessions", &self.len())
+            .field("anonymous", &self.anonymous_len())
             .field("max_sessions", &self.inner.max_sessions)
+            .field("max_anonymous_sessions", &self.inner.max_anonymous)
             .field("max_per_user", &self.inner.max_per_user)
             .field("sweeper", &self.sweeper)
             .finish()
@@ -124,8 +161,14 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// An unbounded store with the default sweeper (every 60 s on the system clock, if a
-    /// Tokio runtime is running).
+    /// The default bound on anonymous sessions: 100,000, sized for a small server. At the
+    /// measured footprint of an anonymous session with a small payload (see the crate docs),
+    /// about 25 MiB when full.
+    pub const DEFAULT_MAX_ANONYMOUS_SESSIONS: usize = 100_000;
+
+    /// A store with the default bounds (no bound on signed-in sessions,
+    /// [`DEFAULT_MAX_ANONYMOUS_SESSIONS`](Self::DEFAULT_MAX_ANONYMOUS_SESSIONS) anonymous ones)
+    /// and the default sweeper (every 60 s on the system clock, if a Tokio runtime is running).
     #[must_use]
     pub fn new() -> Self {
         Self::builder().build()
@@ -137,10 +180,18 @@ impl MemoryStore {
         MemoryStoreBuilder::default()
     }
 
-    /// Number of records held, live or expired but not yet swept.
+    /// Number of records held, signed in and anonymous, live or expired but not yet swept.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.inner.count.load(Ordering::Relaxed)
+        self.inner.count[SIGNED_IN].load(Ordering::Relaxed)
+            + self.inner.count[ANONYMOUS].load(Ordering::Relaxed)
+    }
+
+    /// Number of anonymous records held (the part of [`len`](Self::len) that the anonymous
+    /// budget bounds).
+    #[must_use]
+    pub fn anonymous_len(&self) -> usize {
+        self.inner.count[ANONYMOUS].load(Ordering::Relaxed)
     }
 
     /// Whether the store holds no record.
@@ -164,10 +215,17 @@ impl SessionStore for MemoryStore {
             return inner.insert_record(record, None);
         };
         let mut users = inner.users_of(user).lock();
+        // The check and the insert happen under the user's index lock, which every per-user
+        // change holds too: a sign-in decided before a change is refused, however late it
+        // arrives (SEC-16).
+        if !record.is_authorized_after(users.changed_at(user)) {
+            return Err(StoreError::AuthorizationChanged);
+        }
         let shared = users
+            .keys
             .get_key_value(user)
             .map_or_else(|| user.clone(), |(k, _)| k.clone());
-        let prefixes = users.entry(shared.clone()).or_default();
+        let prefixes = users.keys.entry(shared.clone()).or_default();
         let mut result = Ok(());
         if inner.max_per_user.is_some() {
             let mut keys = inner.keys_of(user, prefixes);
@@ -179,11 +237,15 @@ impl SessionStore for MemoryStore {
             prefixes.push(record.key.prefix_u64());
         }
         if prefixes.is_empty() {
-            users.remove(user);
+            users.keys.remove(user);
         }
         result
     }
 
+    // Load, save and touch do not look up the user's authorization change: in this store a
+    // record that is not current cannot exist, because every write of a signed-in record
+    // (create, rotate) checks the change time and every per-user change stamps the records it
+    // keeps, each under the user's index lock. The read path stays one shard lock.
     async fn load(
         &self,
         key: &SessionKey,
@@ -229,8 +291,13 @@ impl SessionStore for MemoryStore {
         }
         entry.version += 1;
         let version = entry.version;
-        let (k, at, mut filed) = (entry.key, entry.expires_at(), entry.filed_at);
-        shard.refile_if_earlier(k, at, &mut filed);
+        let (k, anonymous, at, mut filed) = (
+            entry.key,
+            entry.user.is_none(),
+            entry.expires_at(),
+            entry.filed_at,
+        );
+        shard.refile_if_earlier(k, anonymous, at, &mut filed);
         if let Some(entry) = shard.find_mut(key) {
             entry.filed_at = filed;
         }
@@ -257,7 +324,9 @@ impl SessionStore for MemoryStore {
     ) -> Result<RotateOutcome, StoreError> {
         let inner = &self.inner;
         // Hold the new owner's index shard for the whole rotation, so that a concurrent
-        // delete_by_user of that user either sees the old record or the new one, never neither.
+        // delete_by_user or set_roles_for_user of that user either sees the old record or the
+        // new one, never neither, and so that the authorization check below cannot race a
+        // per-user change.
         let mut users = new.user.as_ref().map(|u| inner.users_of(u).lock());
         // Take the old record if it is live and at the expected version.
         let old_entry = {
@@ -271,12 +340,18 @@ impl SessionStore for MemoryStore {
                     current_version: e.version,
                 });
             }
+            if live
+                && let (Some(users), Some(user)) = (users.as_ref(), &new.user)
+                && !new.is_authorized_after(users.changed_at(user))
+            {
+                return Err(StoreError::AuthorizationChanged);
+            }
             let Some(taken) = shard.remove(old) else {
                 return Ok(RotateOutcome::Gone);
             };
             if !live {
                 drop(shard);
-                inner.count.fetch_sub(1, Ordering::Relaxed);
+                inner.uncount(&taken);
                 drop(users);
                 if let Some(u) = &taken.user {
                     inner.unindex(u, old);
@@ -290,7 +365,7 @@ impl SessionStore for MemoryStore {
             && old_entry.user.as_ref() != Some(user)
             && inner.max_per_user.is_some()
         {
-            let prefixes = users.entry(user.clone()).or_default();
+            let prefixes = users.keys.entry(user.clone()).or_default();
             let mut keys = inner.keys_of(user, prefixes);
             let bound = inner.enforce_user_limit(user, &mut keys, now);
             *prefixes = keys.iter().map(SessionKey::prefix_u64).collect();
@@ -299,15 +374,28 @@ impl SessionStore for MemoryStore {
                 return Err(e);
             }
         }
+        // A sign-in moves the session from the anonymous budget to the signed-in one (and a
+        // rotation to anonymous the other way).
+        let moves = old_entry.user.is_none() != new.user.is_none();
+        if moves && let Err(e) = inner.reserve(new.user.is_none(), &new.key) {
+            let _ = inner.shard(old).lock().insert(old_entry);
+            return Err(e);
+        }
         let entry = Box::new(Entry::from_record(new));
         if let Err(entry) = inner.shard(&new.key).lock().insert(entry) {
             drop(entry);
+            if moves {
+                inner.count[kind(new.user.is_none())].fetch_sub(1, Ordering::Relaxed);
+            }
             // Put the old record back; nothing changed.
             let _ = inner.shard(old).lock().insert(old_entry);
             return Err(StoreError::Collision);
         }
+        if moves {
+            inner.uncount(&old_entry);
+        }
         if let (Some(users), Some(user)) = (users.as_mut(), &new.user) {
-            let prefixes = users.entry(user.clone()).or_default();
+            let prefixes = users.keys.entry(user.clone()).or_default();
             prefixes.retain(|p| *p != old.prefix_u64());
             prefixes.push(new.key.prefix_u64());
         }
@@ -336,32 +424,42 @@ impl SessionStore for MemoryStore {
         &self,
         user: &UserId,
         except: Option<&SessionKey>,
+        now: Timestamp,
     ) -> Result<u64, StoreError> {
         let inner = &self.inner;
         let mut users = inner.users_of(user).lock();
-        let Some(prefixes) = users.remove(user) else {
+        let changed = users.record_change(user, now);
+        let Some(prefixes) = users.keys.remove(user) else {
             return Ok(0);
         };
         let keys = inner.keys_of(user, &prefixes);
         let mut kept = Vec::new();
         let mut deleted = 0;
         for key in keys {
+            let mut shard = inner.shard(&key).lock();
             if Some(&key) == except {
+                // The spared session stays current.
+                if let Some(e) = shard.find_mut(&key) {
+                    e.authorized_at = changed;
+                }
                 kept.push(key.prefix_u64());
                 continue;
             }
-            let mut shard = inner.shard(&key).lock();
             if shard
                 .find(&key)
                 .is_some_and(|e| e.user.as_ref() == Some(user))
+                && let Some(e) = shard.remove(&key)
             {
-                shard.remove(&key);
-                inner.count.fetch_sub(1, Ordering::Relaxed);
+                inner.uncount(&e);
                 deleted += 1;
             }
         }
         if !kept.is_empty() {
-            users.insert(user.clone(), kept.into());
+            let shared = users
+                .changed
+                .get_key_value(user)
+                .map_or_else(|| user.clone(), |(k, _)| k.clone());
+            users.keys.insert(shared, kept.into());
         }
         Ok(deleted)
     }
@@ -372,22 +470,32 @@ impl SessionStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let mut users = self.inner.users_of(user).lock();
-        let Some(prefixes) = users.get_mut(user) else {
+        let changed = users.changed_at(user);
+        let Some(prefixes) = users.keys.get_mut(user) else {
             return Ok(Vec::new());
         };
         let mut keys = self.inner.keys_of(user, prefixes);
         let mut live = self.inner.live_of(user, &mut keys, now);
         *prefixes = keys.iter().map(SessionKey::prefix_u64).collect();
         if prefixes.is_empty() {
-            users.remove(user);
+            users.keys.remove(user);
         }
+        // Cannot drop anything in this store (see `load`), but costs nothing here: the index
+        // shard is held anyway.
+        live.retain(|r| r.is_authorized_after(changed));
         live.sort_by_key(|r| (r.created_at, r.handle));
         Ok(live)
     }
 
-    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
-        let users = self.inner.users_of(user).lock();
-        let Some(prefixes) = users.get(user) else {
+    async fn set_roles_for_user(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut users = self.inner.users_of(user).lock();
+        let changed_at = users.record_change(user, now);
+        let Some(prefixes) = users.keys.get(user) else {
             return Ok(0);
         };
         let mut changed = 0;
@@ -397,6 +505,7 @@ impl SessionStore for MemoryStore {
                 && e.user.as_ref() == Some(user)
             {
                 e.roles = roles.clone();
+                e.authorized_at = changed_at;
                 e.version += 1;
                 changed += 1;
             }
@@ -411,7 +520,7 @@ impl SessionStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let inner = &self.inner;
         let mut users = inner.users_of(user).lock();
-        let Some(prefixes) = users.get_mut(user) else {
+        let Some(prefixes) = users.keys.get_mut(user) else {
             return Ok(false);
         };
         let mut found = None;
@@ -420,9 +529,9 @@ impl SessionStore for MemoryStore {
             if shard
                 .find(key)
                 .is_some_and(|e| e.handle == *handle && e.user.as_ref() == Some(user))
+                && let Some(e) = shard.remove(key)
             {
-                shard.remove(key);
-                inner.count.fetch_sub(1, Ordering::Relaxed);
+                inner.uncount(&e);
                 found = Some(*key);
                 break;
             }
@@ -430,7 +539,7 @@ impl SessionStore for MemoryStore {
         if let Some(key) = found {
             prefixes.retain(|p| *p != key.prefix_u64());
             if prefixes.is_empty() {
-                users.remove(user);
+                users.keys.remove(user);
             }
         }
         Ok(found.is_some())

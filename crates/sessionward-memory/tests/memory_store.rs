@@ -25,31 +25,37 @@ fn record(user: Option<&str>, at: Timestamp) -> SessionRecord {
 }
 
 #[tokio::test]
-async fn total_bound_refuses_with_capacity_error() {
+async fn signed_in_bound_refuses_with_capacity_error() {
     let store = MemoryStore::builder()
         .max_sessions(3)
         .sweep(SweepConfig::disabled())
         .build();
     let t = Timestamp::from_unix(1_000_000);
     for _ in 0..3 {
-        store.create(&record(None, t)).await.expect("room");
+        store.create(&record(Some("ann"), t)).await.expect("room");
     }
-    let err = store.create(&record(None, t)).await.expect_err("full");
+    let err = store
+        .create(&record(Some("ben"), t))
+        .await
+        .expect_err("full");
     assert!(
         matches!(err, StoreError::CapacityExceeded { limit: 3 }),
         "{err:?}"
     );
     assert!(err.is_capacity());
     assert_eq!(store.len(), 3);
+    // Anonymous sessions have their own budget.
+    store.create(&record(None, t)).await.expect("anonymous");
+    assert_eq!(store.len(), 4);
     // Deleting one makes room again.
-    let r = record(None, t);
+    let r = record(Some("ben"), t);
     assert!(store.create(&r).await.is_err());
     assert_eq!(
         store
             .delete_expired(t + Duration::from_secs(60), 10)
             .await
             .expect("sweep"),
-        3
+        4
     );
     store.create(&r).await.expect("room after the sweep");
 }
@@ -239,8 +245,9 @@ async fn conformance_suite_catches_a_broken_store() {
                 Call::DeleteByUser {
                     user,
                     except: Some(_),
+                    now,
                 } => {
-                    self.0.delete_by_user(user, None).await?;
+                    self.0.delete_by_user(user, None, now).await?;
                 }
                 _ => {}
             }
@@ -267,5 +274,196 @@ async fn conformance_suite_catches_a_broken_store() {
             failed.contains(&expected),
             "{expected} did not fail; failed: {failed:?}"
         );
+    }
+}
+
+fn lasting(user: Option<&str>, at: Timestamp) -> SessionRecord {
+    fixtures::record_lasting(
+        user,
+        at,
+        Duration::from_secs(3600),
+        Duration::from_secs(86_400 * 30),
+    )
+}
+
+#[tokio::test]
+async fn a_users_change_time_is_forgotten_only_as_the_contract_allows() {
+    let store = MemoryStore::builder()
+        .sweep(SweepConfig::disabled())
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    let hour = Duration::from_secs(3600);
+    let stale = |at: Timestamp| {
+        let mut r = lasting(Some("nora"), at);
+        r.authorized_at = t - Duration::from_secs(1);
+        r
+    };
+    // A session of nora's that lives through the whole test (touched every hour).
+    let kept = lasting(Some("nora"), t);
+    store.create(&kept).await.expect("create");
+    store
+        .set_roles_for_user(&"nora".into(), &sessionward_core::RoleSet::empty(), t)
+        .await
+        .expect("set roles");
+    for half_hours in 1..=50 {
+        let now = t + hour * half_hours / 2;
+        assert!(store.touch(&kept.key, now).await.expect("touch"));
+        store.delete_expired(now, 100).await.expect("sweep");
+    }
+    // 25 hours on, but nora still has a session: the change is remembered.
+    let now = t + hour * 25;
+    let out = store.create(&stale(now)).await;
+    assert!(
+        matches!(out, Err(StoreError::AuthorizationChanged)),
+        "{out:?}"
+    );
+    // Her last session ends; the change is remembered for 24 hours after it, not less.
+    store.delete(&kept.key).await.expect("delete");
+    let out = store.create(&stale(now)).await;
+    assert!(
+        matches!(out, Err(StoreError::AuthorizationChanged)),
+        "forgotten while sessions were just gone: {out:?}"
+    );
+    // Without sessions and 24 h after the change, the sweeper forgets it (the contract's
+    // bound: no sign-in is in flight that long).
+    store.delete_expired(now, 100).await.expect("sweep");
+    store
+        .create(&stale(now))
+        .await
+        .expect("the change is forgotten");
+}
+
+#[tokio::test]
+async fn a_change_time_without_sessions_is_kept_for_a_day() {
+    let store = MemoryStore::builder()
+        .sweep(SweepConfig::disabled())
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    store
+        .delete_by_user(&"olga".into(), None, t)
+        .await
+        .expect("disable");
+    let in_flight = |now: Timestamp| {
+        let mut r = lasting(Some("olga"), now);
+        r.authorized_at = t - Duration::from_secs(1);
+        r
+    };
+    let almost = t + Duration::from_secs(86_399);
+    store.delete_expired(almost, 100).await.expect("sweep");
+    let out = store.create(&in_flight(almost)).await;
+    assert!(
+        matches!(out, Err(StoreError::AuthorizationChanged)),
+        "{out:?}"
+    );
+    let day = t + Duration::from_secs(86_400);
+    store.delete_expired(day, 100).await.expect("sweep");
+    store.create(&in_flight(day)).await.expect("forgotten");
+}
+
+#[tokio::test]
+async fn an_anonymous_flood_is_bounded_and_never_refuses_a_sign_in() {
+    // 50 anonymous sessions per shard on average: the per-shard eviction is then close to
+    // least recently used.
+    const BOUND: usize = 3_200;
+    let store = MemoryStore::builder()
+        .max_anonymous_sessions(BOUND)
+        .max_sessions(10)
+        .sweep(SweepConfig::disabled())
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    // A visitor who keeps browsing during the flood (one new session a second).
+    let visitor = lasting(None, t);
+    store.create(&visitor).await.expect("create");
+    for i in 0..30_000u64 {
+        let now = t + Duration::from_secs(i);
+        store
+            .create(&lasting(None, now))
+            .await
+            .expect("never refused");
+        if i % 10 == 0 {
+            assert!(
+                store.touch(&visitor.key, now).await.expect("touch"),
+                "the recently used visitor was evicted at {i}"
+            );
+        }
+        assert!(store.anonymous_len() <= BOUND, "{}", store.anonymous_len());
+    }
+    assert_eq!(store.anonymous_len(), BOUND);
+    let now = t + Duration::from_secs(30_000);
+    // A sign-in by rotation moves the visitor to the signed-in budget.
+    let signed = lasting(Some("pia"), now);
+    let out = store
+        .rotate(&visitor.key, None, &signed, now)
+        .await
+        .expect("sign-in");
+    assert_eq!(out, sessionward_core::RotateOutcome::Rotated);
+    assert_eq!(store.anonymous_len(), BOUND - 1);
+    assert_eq!(store.len(), BOUND);
+    // New sign-ins are served up to the signed-in bound, whatever the flood did.
+    for _ in 0..9 {
+        store
+            .create(&lasting(Some("quin"), now))
+            .await
+            .expect("sign-in");
+    }
+    let err = store
+        .create(&lasting(Some("rosa"), now))
+        .await
+        .expect_err("the signed-in bound holds");
+    assert!(matches!(err, StoreError::CapacityExceeded { limit: 10 }));
+    // A sign-in refused by the signed-in bound leaves its anonymous session in place.
+    let anon = lasting(None, now);
+    store.create(&anon).await.expect("anonymous");
+    let err = store
+        .rotate(&anon.key, None, &lasting(Some("rosa"), now), now)
+        .await
+        .expect_err("full");
+    assert!(matches!(err, StoreError::CapacityExceeded { limit: 10 }));
+    assert!(store.load(&anon.key, now).await.expect("load").is_some());
+    assert_eq!(store.anonymous_len(), BOUND);
+    // Signing out to an anonymous session moves it back (and evicts to make room).
+    let back = lasting(None, now);
+    store
+        .rotate(&signed.key, None, &back, now)
+        .await
+        .expect("rotate");
+    assert_eq!(store.anonymous_len(), BOUND);
+    assert_eq!(store.len(), BOUND + 9);
+    store
+        .create(&lasting(Some("rosa"), now))
+        .await
+        .expect("room again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_anonymous_flood_stays_near_its_bound() {
+    let store = MemoryStore::builder()
+        .max_anonymous_sessions(64)
+        .max_sessions(4)
+        .sweep(SweepConfig::disabled())
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5_000 {
+                store
+                    .create(&lasting(None, t))
+                    .await
+                    .expect("never refused");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("flood");
+    }
+    // At rest the budget holds exactly (in flight, by at most the concurrent creates).
+    assert!(store.anonymous_len() <= 64, "{}", store.anonymous_len());
+    for _ in 0..4 {
+        store
+            .create(&lasting(Some("sam"), t))
+            .await
+            .expect("sign-in");
     }
 }

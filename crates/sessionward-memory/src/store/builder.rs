@@ -3,19 +3,46 @@
 use super::*;
 
 /// Builds a [`MemoryStore`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStoreBuilder {
     max_sessions: Option<usize>,
+    max_anonymous: usize,
     max_per_user: Option<(usize, PerUserLimit)>,
     sweep: SweepConfig,
 }
 
+impl Default for MemoryStoreBuilder {
+    fn default() -> Self {
+        Self {
+            max_sessions: None,
+            max_anonymous: MemoryStore::DEFAULT_MAX_ANONYMOUS_SESSIONS,
+            max_per_user: None,
+            sweep: SweepConfig::default(),
+        }
+    }
+}
+
 impl MemoryStoreBuilder {
-    /// Bounds the number of sessions. Past it, `create` fails with
-    /// [`StoreError::CapacityExceeded`]. Default: unbounded.
+    /// Bounds the number of signed-in sessions. Past it, a sign-in (a `create` or a `rotate`
+    /// to a signed-in record) fails with [`StoreError::CapacityExceeded`], which the layer
+    /// answers with 503. Anonymous sessions do not count: they have their own budget
+    /// ([`max_anonymous_sessions`](Self::max_anonymous_sessions)), so a flood of them can never
+    /// refuse a sign-in. Default: unbounded.
     #[must_use]
     pub fn max_sessions(mut self, limit: usize) -> Self {
         self.max_sessions = Some(limit);
+        self
+    }
+
+    /// Bounds the number of anonymous sessions (SEC-33). Past it, creating one evicts the
+    /// anonymous session that expires soonest (with one anonymous idle timeout, the least
+    /// recently used) in the new session's shard, or the next shard that has one: an
+    /// approximation of least-recently-used over 64 shards, never a refusal. A rotation to a
+    /// signed-in record (a sign-in) moves the session to the signed-in budget. Default:
+    /// [`MemoryStore::DEFAULT_MAX_ANONYMOUS_SESSIONS`]; `usize::MAX` for no bound.
+    #[must_use]
+    pub fn max_anonymous_sessions(mut self, limit: usize) -> Self {
+        self.max_anonymous = limit.max(1);
         self
     }
 
@@ -42,10 +69,13 @@ impl MemoryStoreBuilder {
     pub fn build(self) -> MemoryStore {
         let inner = Arc::new(Inner {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            users: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            users: (0..SHARDS)
+                .map(|_| Mutex::new(UserIndex::default()))
+                .collect(),
             user_hasher: RandomState::new(),
-            count: AtomicUsize::new(0),
+            count: [AtomicUsize::new(0), AtomicUsize::new(0)],
             max_sessions: self.max_sessions,
+            max_anonymous: self.max_anonymous,
             max_per_user: self.max_per_user,
         });
         let sweeper = Sweeper::start(

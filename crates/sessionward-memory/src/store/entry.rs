@@ -17,6 +17,8 @@ impl Entry {
             version: r.version,
             filed_at: secs(r.expires_at()),
             idle_secs: u32::try_from(r.idle_timeout.as_secs()).unwrap_or(u32::MAX),
+            authorized_at: secs(r.authorized_at),
+            persistent: r.persistent,
             user_agent: r.user_agent.as_deref().map(Box::from),
         }
     }
@@ -35,6 +37,8 @@ impl Entry {
             absolute_expires_at: ts(self.absolute_expires_at),
             user_agent: self.user_agent.as_deref().map(str::to_owned),
             version: self.version,
+            authorized_at: ts(self.authorized_at),
+            persistent: self.persistent,
         }
     }
 
@@ -86,7 +90,7 @@ impl Shard {
         if self.find(&entry.key).is_some() {
             return Err(entry);
         }
-        self.expiry
+        self.expiry[kind(entry.user.is_none())]
             .entry(entry.filed_at)
             .or_default()
             .push(entry.key.prefix_u64());
@@ -99,15 +103,58 @@ impl Shard {
     pub(super) fn refile_if_earlier(
         &mut self,
         key: SessionKey,
+        anonymous: bool,
         expires_at: u32,
         filed_at: &mut u32,
     ) {
         if expires_at < *filed_at {
             *filed_at = expires_at;
-            self.expiry
+            self.expiry[kind(anonymous)]
                 .entry(expires_at)
                 .or_default()
                 .push(key.prefix_u64());
+        }
+    }
+
+    /// Removes the anonymous entry of this shard that expires soonest (with the layer's one
+    /// anonymous idle timeout: the least recently used), expired or not. Entries whose expiry
+    /// activity moved later are re-filed on the way, as the sweeper does.
+    pub(super) fn evict_soonest_anonymous(&mut self) -> Option<Box<Entry>> {
+        let mut found = Vec::new();
+        loop {
+            let mut bucket = self.expiry[ANONYMOUS].first_entry()?;
+            let filed = *bucket.key();
+            let Some(prefix) = bucket.get_mut().pop() else {
+                bucket.remove();
+                continue;
+            };
+            self.keys_with_prefix(prefix, &mut found);
+            let mut victims = Vec::new();
+            for key in &found {
+                let Some(entry) = self.find_mut(key) else {
+                    continue;
+                };
+                if entry.user.is_some() || entry.filed_at != filed {
+                    continue; // a stale filing: the entry is filed elsewhere too
+                }
+                let at = entry.expires_at();
+                if at > filed {
+                    entry.filed_at = at;
+                    self.expiry[ANONYMOUS].entry(at).or_default().push(prefix);
+                } else {
+                    victims.push(*key);
+                }
+            }
+            if let Some(victim) = victims.first() {
+                if victims.len() > 1 {
+                    // Two entries share the 8-byte prefix and the bucket: keep the other filed.
+                    self.expiry[ANONYMOUS]
+                        .entry(filed)
+                        .or_default()
+                        .push(prefix);
+                }
+                return self.remove(victim);
+            }
         }
     }
 }

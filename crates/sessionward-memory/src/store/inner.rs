@@ -33,32 +33,66 @@ impl Inner {
     /// Removes one record; returns it. Keeps the count; the user index is cleaned lazily.
     pub(super) fn remove_record(&self, key: &SessionKey) -> Option<Box<Entry>> {
         let removed = self.shard(key).lock().remove(key);
-        if removed.is_some() {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+        if let Some(e) = &removed {
+            self.uncount(e);
         }
         removed
     }
 
+    /// Takes a removed entry off its budget's count.
+    pub(super) fn uncount(&self, entry: &Entry) {
+        self.count[kind(entry.user.is_none())].fetch_sub(1, Ordering::Relaxed);
+    }
+
     pub(super) fn unindex(&self, user: &UserId, key: &SessionKey) {
         let mut users = self.users_of(user).lock();
-        if let Some(keys) = users.get_mut(user) {
+        if let Some(keys) = users.keys.get_mut(user) {
             keys.retain(|p| *p != key.prefix_u64());
             if keys.is_empty() {
-                users.remove(user);
+                users.keys.remove(user);
             }
         }
     }
 
-    /// Reserves room for one more session.
-    pub(super) fn reserve(&self) -> Result<(), StoreError> {
-        let before = self.count.fetch_add(1, Ordering::Relaxed);
+    /// Reserves room for one more session under its budget: a signed-in one is refused past
+    /// `max_sessions`; an anonymous one past `max_anonymous` makes room by evicting the
+    /// anonymous session that expires soonest, first in the shard of `key` (where the new one
+    /// goes), then in the following shards. Never call it holding a shard lock.
+    pub(super) fn reserve(&self, anonymous: bool, key: &SessionKey) -> Result<(), StoreError> {
+        let before = self.count[kind(anonymous)].fetch_add(1, Ordering::Relaxed);
+        if anonymous {
+            if before >= self.max_anonymous {
+                self.evict_anonymous(shard_of(key.prefix_u64()));
+            }
+            return Ok(());
+        }
         if let Some(limit) = self.max_sessions
             && before >= limit
         {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.count[SIGNED_IN].fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::CapacityExceeded { limit });
         }
         Ok(())
+    }
+
+    /// Evicts one anonymous session, from the shard `home` or, if it has none, the next one
+    /// that has one. `false` if no shard has any (every anonymous session counted is being
+    /// created right now).
+    fn evict_anonymous(&self, home: usize) -> bool {
+        for i in 0..SHARDS {
+            let victim = self.shards[(home + i) % SHARDS]
+                .lock()
+                .evict_soonest_anonymous();
+            if let Some(victim) = victim {
+                self.uncount(&victim);
+                tracing::debug!(
+                    key = %victim.key.short(),
+                    "evicted an anonymous session: the anonymous budget is full"
+                );
+                return true;
+            }
+        }
+        false
     }
 
     /// Inserts a record whose user index shard (if any) the caller holds.
@@ -68,13 +102,14 @@ impl Inner {
         record: &SessionRecord,
         user: Option<UserId>,
     ) -> Result<(), StoreError> {
-        self.reserve()?;
+        let anonymous = record.user.is_none();
+        self.reserve(anonymous, &record.key)?;
         let mut entry = Box::new(Entry::from_record(record));
         if user.is_some() {
             entry.user = user;
         }
         if self.shard(&record.key).lock().insert(entry).is_err() {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.count[kind(anonymous)].fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Collision);
         }
         Ok(())
@@ -141,38 +176,40 @@ impl Inner {
                 break;
             }
             let mut shard = shard.lock();
-            while deleted < limit {
-                let Some(mut bucket) = shard.expiry.first_entry() else {
-                    break;
-                };
-                let filed = *bucket.key();
-                if i64::from(filed) > now.unix() {
-                    break;
-                }
-                let Some(prefix) = bucket.get_mut().pop() else {
-                    bucket.remove();
-                    continue;
-                };
-                shard.keys_with_prefix(prefix, &mut found);
-                for key in &found {
-                    let Some(entry) = shard.find_mut(key) else {
+            for index in [SIGNED_IN, ANONYMOUS] {
+                while deleted < limit {
+                    let Some(mut bucket) = shard.expiry[index].first_entry() else {
+                        break;
+                    };
+                    let filed = *bucket.key();
+                    if i64::from(filed) > now.unix() {
+                        break;
+                    }
+                    let Some(prefix) = bucket.get_mut().pop() else {
+                        bucket.remove();
                         continue;
                     };
-                    if entry.filed_at != filed {
-                        continue; // a stale filing: the entry is filed elsewhere too
-                    }
-                    if entry.is_live(now) {
-                        // Activity moved the expiry; file it where it now belongs.
-                        let at = entry.expires_at();
-                        entry.filed_at = at;
-                        shard.expiry.entry(at).or_default().push(prefix);
-                        continue;
-                    }
-                    if let Some(e) = shard.remove(key) {
-                        self.count.fetch_sub(1, Ordering::Relaxed);
-                        deleted += 1;
-                        if let Some(user) = e.user {
-                            unindex.push((user, *key));
+                    shard.keys_with_prefix(prefix, &mut found);
+                    for key in &found {
+                        let Some(entry) = shard.find_mut(key) else {
+                            continue;
+                        };
+                        if entry.filed_at != filed || kind(entry.user.is_none()) != index {
+                            continue; // a stale filing: the entry is filed elsewhere too
+                        }
+                        if entry.is_live(now) {
+                            // Activity moved the expiry; file it where it now belongs.
+                            let at = entry.expires_at();
+                            entry.filed_at = at;
+                            shard.expiry[index].entry(at).or_default().push(prefix);
+                            continue;
+                        }
+                        if let Some(e) = shard.remove(key) {
+                            self.uncount(&e);
+                            deleted += 1;
+                            if let Some(user) = e.user {
+                                unindex.push((user, *key));
+                            }
                         }
                     }
                 }
@@ -181,6 +218,45 @@ impl Inner {
         for (user, key) in unindex {
             self.unindex(&user, &key);
         }
+        self.forget_old_changes(now);
         deleted
+    }
+
+    /// Forgets the authorization change times the contract no longer needs: of users with no
+    /// session left, [`EPOCH_MEMORY`] after the change.
+    fn forget_old_changes(&self, now: Timestamp) {
+        for users in &*self.users {
+            let mut users = users.lock();
+            let UserIndex { keys, changed } = &mut *users;
+            if changed.is_empty() {
+                continue;
+            }
+            changed.retain(|user, at| {
+                keys.contains_key(user) || now.unix() < i64::from(*at) + i64::from(EPOCH_MEMORY)
+            });
+        }
+    }
+}
+
+impl UserIndex {
+    /// When `user`'s authorization last changed, if this store still remembers.
+    pub(super) fn changed_at(&self, user: &UserId) -> Option<Timestamp> {
+        self.changed.get(user).map(|at| ts(*at))
+    }
+
+    /// Records a change of `user`'s authorization at `now` (never moving it back); returns the
+    /// recorded time.
+    pub(super) fn record_change(&mut self, user: &UserId, now: Timestamp) -> u32 {
+        let at = secs(now);
+        if let Some(stored) = self.changed.get_mut(user) {
+            *stored = (*stored).max(at);
+            return *stored;
+        }
+        let shared = self
+            .keys
+            .get_key_value(user)
+            .map_or_else(|| user.clone(), |(k, _)| k.clone());
+        self.changed.insert(shared, at);
+        at
     }
 }
