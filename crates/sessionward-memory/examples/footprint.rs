@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let anonymous = std::env::var_os("ANON").is_some();
     let with_user_agent = std::env::var_os("NOUA").is_none();
     let store = MemoryStore::builder()
+        .max_anonymous_sessions(n)
         .sweep(SweepConfig::disabled())
         .build();
     let data = SessionData::from_json(PAYLOAD)?;

@@ -66,12 +66,18 @@ impl Sessions {
             .collect())
     }
 
-    /// Ends every session of `user` (account disabled, password reset). Returns how many.
+    /// Ends every session of `user` (account disabled, password reset) and refuses every
+    /// sign-in of `user` that is in flight (SEC-16): the store records the change, and a
+    /// sign-in whose request started before it is answered 409 `authorization_changed`
+    /// however late it reaches the store. Call it after the account is disabled in your user
+    /// database, so a sign-in that starts later finds the account disabled. Returns how many
+    /// sessions ended.
     ///
     /// # Errors
     /// [`SessionError::Store`].
     pub async fn revoke_user(&self, user: &UserId) -> Result<u64, SessionError> {
-        let n = self.shared.store.delete_by_user(user, None).await?;
+        let now = self.shared.config.clock.now();
+        let n = self.shared.store.delete_by_user(user, None, now).await?;
         events::revoked(n);
         Ok(n)
     }
@@ -88,8 +94,11 @@ impl Sessions {
         Ok(self.shared.store.delete_by_handle(user, handle).await?)
     }
 
-    /// Gives every session of `user` the roles `roles`, from their next request on. Returns
-    /// how many sessions changed.
+    /// Gives every session of `user` the roles `roles`, from their next request on, and
+    /// refuses every sign-in of `user` that is in flight (SEC-16): a sign-in whose request
+    /// started before the change read the old roles, and is answered 409
+    /// `authorization_changed` however late it reaches the store. Call it after the roles are
+    /// changed in your user database. Returns how many sessions changed.
     ///
     /// # Errors
     /// [`SessionError::Store`].
@@ -99,7 +108,12 @@ impl Sessions {
         roles: impl Into<RoleSet>,
     ) -> Result<u64, SessionError> {
         let roles: RoleSet = roles.into();
-        let n = self.shared.store.set_roles_for_user(user, &roles).await?;
+        let now = self.shared.config.clock.now();
+        let n = self
+            .shared
+            .store
+            .set_roles_for_user(user, &roles, now)
+            .await?;
         events::roles_changed(n);
         Ok(n)
     }

@@ -98,9 +98,22 @@ pub enum ConfigError {
         /// The absolute timeout.
         absolute: Duration,
     },
-    /// The touch interval must be shorter than the idle timeout.
-    #[error("the touch interval must be shorter than the idle timeout")]
+    /// The touch interval must be shorter than the idle timeout (and the anonymous one).
+    #[error("the touch interval must be shorter than the idle timeouts")]
     TouchIntervalTooLong,
+    /// The anonymous idle timeout must not be longer than the signed-in one.
+    #[error(
+        "the anonymous idle timeout ({anonymous:?}) must not be longer than the idle timeout ({idle:?})"
+    )]
+    AnonymousIdleTooLong {
+        /// The idle timeout of signed-in sessions.
+        idle: Duration,
+        /// The anonymous idle timeout.
+        anonymous: Duration,
+    },
+    /// The authorization clock margin is longer than [`MAX_CLOCK_MARGIN`].
+    #[error("the authorization clock margin must be at most 5 minutes")]
+    ClockMarginTooLong,
     /// The path must start with `/` and hold no `;` or control character.
     #[error("invalid cookie path {0:?}")]
     InvalidPath(String),
@@ -127,8 +140,10 @@ pub enum ConfigError {
 /// | --- | --- |
 /// | cookie | `__Host-id`, Secure, HttpOnly, SameSite=Strict, Path=/, no Domain, no Max-Age |
 /// | idle timeout | 30 minutes |
+/// | anonymous idle timeout | the idle timeout |
 /// | absolute timeout | 12 hours |
-/// | touch interval | min(60 s, idle / 10) |
+/// | authorization clock margin | 1 second |
+/// | touch interval | min(60 s, anonymous idle / 10) |
 /// | transport | the cookie only |
 /// | data limit | 64 KiB of JSON per session |
 #[derive(Clone, Debug)]
@@ -136,7 +151,9 @@ pub struct SessionConfig {
     pub(crate) cookie_name: Arc<str>,
     pub(crate) persistent: bool,
     pub(crate) idle_timeout: Duration,
+    pub(crate) anonymous_idle_timeout: Duration,
     pub(crate) absolute_timeout: Duration,
+    pub(crate) authorization_clock_margin: Duration,
     pub(crate) touch_interval: Duration,
     pub(crate) transport: Transport,
     pub(crate) max_data_bytes: usize,
@@ -169,10 +186,22 @@ impl SessionConfig {
         self.idle_timeout
     }
 
+    /// The idle timeout of anonymous sessions.
+    #[must_use]
+    pub fn anonymous_idle_timeout(&self) -> Duration {
+        self.anonymous_idle_timeout
+    }
+
     /// The absolute timeout.
     #[must_use]
     pub fn absolute_timeout(&self) -> Duration {
         self.absolute_timeout
+    }
+
+    /// How far before the request's start a sign-in's authorization is dated.
+    #[must_use]
+    pub fn authorization_clock_margin(&self) -> Duration {
+        self.authorization_clock_margin
     }
 
     /// The cookie name.
@@ -211,7 +240,9 @@ pub struct SessionConfigBuilder {
     domain: Option<String>,
     persistent: bool,
     idle_timeout: Duration,
+    anonymous_idle_timeout: Option<Duration>,
     absolute_timeout: Duration,
+    authorization_clock_margin: Duration,
     touch_interval: Option<Duration>,
     transport: Transport,
     max_data_bytes: usize,
@@ -236,7 +267,9 @@ impl Default for SessionConfigBuilder {
             domain: None,
             persistent: false,
             idle_timeout: Duration::from_secs(30 * 60),
+            anonymous_idle_timeout: None,
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            authorization_clock_margin: Duration::from_secs(1),
             touch_interval: None,
             transport: Transport::Cookie,
             max_data_bytes: 64 * 1024,
@@ -263,6 +296,10 @@ fn is_attr_safe(s: &str) -> bool {
 
 /// The longest timeout or lifetime accepted: 400 days, the most browsers keep a cookie.
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// The longest [authorization clock margin](SessionConfigBuilder::authorization_clock_margin)
+/// accepted: 5 minutes (clocks further apart than that are a fault to fix, not to absorb).
+pub const MAX_CLOCK_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 impl SessionConfigBuilder {
     /// The cookie name. Default: `__Host-id` (generic, and the prefix makes browsers refuse a
@@ -305,13 +342,40 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Inactivity after which an anonymous session (a cart, a pre-sign-in flow) ends; at most
+    /// the [idle timeout](Self::idle_timeout). Shorter means a flood of anonymous sessions
+    /// (each request without a cookie that writes to its session makes one) is forgotten
+    /// sooner. A sign-in gives the session the signed-in idle timeout. Default: the idle
+    /// timeout.
+    pub fn anonymous_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.anonymous_idle_timeout = Some(timeout);
+        self
+    }
+
     /// Time after sign-in after which a session ends whatever the activity. Default: 12 hours.
     pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
         self.absolute_timeout = timeout;
         self
     }
 
-    /// How often activity is written to the store (`touch`). Default: min(60 s, idle / 10).
+    /// How much earlier than the request's start a sign-in or a privilege change dates the
+    /// authorization it decides (the record's `authorized_at`, SEC-16). The store refuses such
+    /// a session if the user's authorization changed (roles set, sessions ended, account
+    /// disabled) at or after that date. The margin covers two things: the store keeps whole
+    /// seconds, so a change and a sign-in in the same second would otherwise look ordered the
+    /// wrong way round; and the clocks of the application servers sharing a store differ, so a
+    /// sign-in on a server whose clock is ahead could otherwise date itself after a change made
+    /// on another server while it ran. Set it to the worst clock difference between your
+    /// servers plus one second. The cost: a sign-in that starts within the margin after a
+    /// change of the same user's authorization is refused with 409 `authorization_changed`
+    /// (the client signs in again). At most [`MAX_CLOCK_MARGIN`]. Default: 1 second.
+    pub fn authorization_clock_margin(mut self, margin: Duration) -> Self {
+        self.authorization_clock_margin = margin;
+        self
+    }
+
+    /// How often activity is written to the store (`touch`). Default: min(60 s, anonymous
+    /// idle / 10).
     /// A shorter interval costs writes; idle expiry can only come early by up to this much,
     /// never late.
     pub fn touch_interval(mut self, interval: Duration) -> Self {
@@ -512,10 +576,23 @@ impl SessionConfigBuilder {
                 absolute: self.absolute_timeout,
             });
         }
+        let anonymous_idle_timeout = self.anonymous_idle_timeout.unwrap_or(self.idle_timeout);
+        if anonymous_idle_timeout.as_secs() == 0 {
+            return Err(ConfigError::ZeroTimeout("anonymous idle"));
+        }
+        if anonymous_idle_timeout > self.idle_timeout {
+            return Err(ConfigError::AnonymousIdleTooLong {
+                idle: self.idle_timeout,
+                anonymous: anonymous_idle_timeout,
+            });
+        }
+        if self.authorization_clock_margin > MAX_CLOCK_MARGIN {
+            return Err(ConfigError::ClockMarginTooLong);
+        }
         let touch_interval = self
             .touch_interval
-            .unwrap_or_else(|| Duration::from_secs(60).min(self.idle_timeout / 10));
-        if touch_interval >= self.idle_timeout {
+            .unwrap_or_else(|| Duration::from_secs(60).min(anonymous_idle_timeout / 10));
+        if touch_interval >= anonymous_idle_timeout {
             return Err(ConfigError::TouchIntervalTooLong);
         }
         let mut cross_origin = self.cross_origin;
@@ -546,7 +623,9 @@ impl SessionConfigBuilder {
             cookie_name: Arc::from(self.cookie_name),
             persistent: self.persistent,
             idle_timeout: self.idle_timeout,
+            anonymous_idle_timeout,
             absolute_timeout: self.absolute_timeout,
+            authorization_clock_margin: self.authorization_clock_margin,
             touch_interval,
             transport: self.transport,
             max_data_bytes: self.max_data_bytes,

@@ -35,7 +35,8 @@ pub(crate) fn json_response<B: Default + 'static>(
 
 /// Why a [`Session`](crate::Session) operation failed. As a response: 503 for a store or
 /// random-generator failure (never a pass, never "anonymous"), 413 for data over the limit,
-/// 401 when an operation needs a signed-in user, 500 for values that do not (de)serialize.
+/// 401 when an operation needs a signed-in user, 409 when the session or the user's
+/// authorization changed while the request ran, 500 for values that do not (de)serialize.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
@@ -63,12 +64,20 @@ pub enum SessionError {
     /// inconsistent lifetime.
     #[error("invalid session lifetime")]
     InvalidLifetime,
+    /// The user's authorization changed (roles set, sessions ended, account disabled) while
+    /// this request signed them in or changed their roles, so what it decided may be stale:
+    /// the store refused the new session (SEC-16). 409 with the error code
+    /// `authorization_changed`; nothing was written and no cookie is set. The client signs in
+    /// again (a new request reads the new roles), it does not replay the same answer.
+    #[error("the user's authorization changed while the request ran")]
+    AuthorizationChanged,
 }
 
 impl From<StoreError> for SessionError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Data(d) => Self::Data(d),
+            StoreError::AuthorizationChanged => Self::AuthorizationChanged,
             e => Self::Store(e),
         }
     }
@@ -82,7 +91,7 @@ impl SessionError {
             Self::Store(_) | Self::Rng(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Data(DataError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotSignedIn => StatusCode::UNAUTHORIZED,
-            Self::Conflict => StatusCode::CONFLICT,
+            Self::Conflict | Self::AuthorizationChanged => StatusCode::CONFLICT,
             Self::Data(_) | Self::Serde(_) | Self::InvalidLifetime => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -95,6 +104,7 @@ impl SessionError {
             Self::Data(DataError::TooLarge { .. }) => r#"{"error":"session_data_too_large"}"#,
             Self::NotSignedIn => UNAUTHENTICATED,
             Self::Conflict => r#"{"error":"session_changed"}"#,
+            Self::AuthorizationChanged => r#"{"error":"authorization_changed"}"#,
             Self::InvalidLifetime => r#"{"error":"invalid_session_lifetime"}"#,
             Self::Data(_) | Self::Serde(_) => r#"{"error":"session_data_invalid"}"#,
         }

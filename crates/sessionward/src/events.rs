@@ -13,6 +13,7 @@
 //! | `session.created` | info | `key` (, `reason`) | a new session was stored |
 //! | `session.rotated` | info | `key`, `reason` | a session got a new ID |
 //! | `session.gone` | info | `key` | the session ended while the request ran |
+//! | `session.authorization_changed` | warn | `key`, `reason` | a sign-in or privilege change was refused: the user's authorization changed while it ran |
 //! | `session.destroyed` | info | `key` | `logout()` deleted the session |
 //! | `session.denied` | info | `role` | signed in without the required role |
 //! | `session.revoked` | info | `sessions` | an admin ended a user's sessions |
@@ -83,6 +84,16 @@ pub(crate) fn issued(key: &SessionKey, rotated: bool, reason: &'static str) {
         key = %key.short(),
         reason,
         "session ID issued"
+    );
+}
+
+/// The store refused the new session of a sign-in (`reason` `login`) or a privilege change:
+/// the user's authorization changed while the request ran (SEC-16).
+pub(crate) fn authorization_changed(key: &SessionKey, reason: &'static str) {
+    tracing::warn!(
+        target: "sessionward", event = "session.authorization_changed", key = %key.short(),
+        reason,
+        "the user's authorization changed while this request ran; its new session was refused"
     );
 }
 

@@ -120,7 +120,9 @@ mod sign_in;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
-pub use config::{ConfigError, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport};
+pub use config::{
+    ConfigError, MAX_CLOCK_MARGIN, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport,
+};
 pub use current_user::{CurrentUser, CurrentUserRejection, LoadUser};
 pub use error::SessionError;
 pub use guard::{CrossOriginGuard, CrossOriginGuardService, GuardFuture};

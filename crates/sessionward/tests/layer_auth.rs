@@ -226,7 +226,9 @@ async fn privilege_change_rotates_and_role_change_applies_next_request() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(app.get("/me", Some(&alice)).await.body, "alice user");
-    // set_roles on one's own session rotates the ID.
+    // set_roles on one's own session rotates the ID. (Within the clock margin of the
+    // demotion it would be refused as possibly stale, SEC-16: let two seconds pass.)
+    app.advance(2);
     let r = app.post("/elevate", Some(&alice)).await;
     let rotated = r.session_cookie().expect("rotated");
     assert_eq!(

@@ -56,16 +56,63 @@ async fn full_store_is_503() {
     use tower::ServiceExt as _;
     let r = app
         .clone()
-        .oneshot(req("POST", "/cart?item=a", None))
+        .oneshot(req("POST", "/login?user=ann&roles=user", None))
         .await
         .expect("ok");
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = app
-        .oneshot(req("POST", "/cart?item=b", None))
+        .oneshot(req("POST", "/login?user=ben&roles=user", None))
         .await
         .expect("ok");
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.headers().get(header::SET_COOKIE).is_none());
+}
+
+/// Issue 12: a flood of anonymous sessions far past their budget is bounded and never
+/// refuses a sign-in, not even one that signs in a flooded-in anonymous session.
+#[tokio::test]
+async fn an_anonymous_flood_never_refuses_a_sign_in() {
+    let clock = sessionward::TestClock::new(sessionward::Timestamp::from_unix(1_800_000_000));
+    let store = sessionward::MemoryStore::builder()
+        .max_sessions(2)
+        .max_anonymous_sessions(20)
+        .sweep(sessionward_memory::SweepConfig::disabled())
+        .build();
+    let config = SessionConfig::builder()
+        .clock(Arc::new(clock.clone()))
+        .anonymous_idle_timeout(std::time::Duration::from_secs(300))
+        .build()
+        .expect("config");
+    let app = common::routes().layer(sessionward::SessionLayer::with_config(
+        store.clone(),
+        config,
+    ));
+    let mut last = None;
+    for _ in 0..500 {
+        let r = common::send_to(&app, req("POST", "/cart?item=a", None)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        last = Some(r.session_cookie().expect("a new session"));
+        assert!(store.anonymous_len() <= 20, "{}", store.anonymous_len());
+    }
+    assert_eq!(store.len(), 20);
+    // The newest flooded session signs in, and so does a visitor without a session.
+    let login = "/login?user=ann&roles=user";
+    let r = common::send_to(&app, req("POST", login, last.as_deref())).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = common::send_to(&app, req("POST", "/login?user=ben&roles=user", None)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(store.anonymous_len(), 19);
+    assert_eq!(store.len(), 21);
+    // Anonymous sessions get the shorter idle timeout; the signed-in ones keep theirs.
+    let anon = common::send_to(&app, req("POST", "/cart?item=a", None)).await;
+    let anon = anon.session_cookie().expect("a new session");
+    let ben = r.session_cookie().expect("signed in");
+    clock.advance(std::time::Duration::from_secs(301));
+    let r = common::send_to(&app, req("GET", "/cart", Some(&anon))).await;
+    assert_eq!(r.body, "", "an idle anonymous session outlived its timeout");
+    assert!(r.clears_cookie());
+    let r = common::send_to(&app, req("GET", "/me", Some(&ben))).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ben user"));
 }
 
 #[tokio::test]

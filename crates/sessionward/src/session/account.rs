@@ -164,14 +164,25 @@ impl Session {
     }
 
     /// Ends every other session of the signed-in user, now (for example after a password
-    /// change, SEC-27). Returns how many ended.
+    /// change, SEC-27), and refuses every sign-in of the user still in flight elsewhere
+    /// (SEC-16: the store records the change, and a sign-in that started before it is
+    /// answered 409 `authorization_changed`). This session stays signed in. Returns how many
+    /// ended.
     ///
     /// # Errors
     /// [`SessionError::NotSignedIn`] without a signed-in user; [`SessionError::Store`].
     pub async fn logout_other_sessions(&self) -> Result<u64, SessionError> {
         let user = self.user().await?.ok_or(SessionError::NotSignedIn)?;
         let current = self.current_key();
-        Ok(self.store().delete_by_user(&user, current.as_ref()).await?)
+        let now = self.now();
+        let n = self
+            .store()
+            .delete_by_user(&user, current.as_ref(), now)
+            .await?;
+        // A sign-in or privilege change later in this request is not stale for this change.
+        let mut state = self.state();
+        state.authorized_floor = Some(state.authorized_floor.map_or(now, |f| f.max(now)));
+        Ok(n)
     }
 
     fn current_key(&self) -> Option<SessionKey> {

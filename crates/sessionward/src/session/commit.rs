@@ -172,6 +172,17 @@ async fn run(cx: &Store<'_>, action: Action) -> Result<Outcome, SessionError> {
 }
 
 async fn rotate(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome, SessionError> {
+    let (key, reason) = (rotation.new.record.key, rotation.reason);
+    let out = rotate_or_create(cx, rotation).await;
+    if matches!(out, Err(SessionError::AuthorizationChanged)) {
+        // The store refused the new session: the user's authorization changed while this
+        // request ran (SEC-16). The error answers 409 and sets no cookie.
+        events::authorization_changed(&key, reason.as_str());
+    }
+    out
+}
+
+async fn rotate_or_create(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome, SessionError> {
     let Rotation {
         from,
         new,

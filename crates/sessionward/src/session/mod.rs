@@ -36,6 +36,8 @@ struct Inner {
     shared: Arc<Shared>,
     presented: Presented,
     user_agent: Option<HeaderValue>,
+    /// The clock's time when the request arrived: a sign-in's authorization is dated from it.
+    started: Timestamp,
     load_lock: tokio::sync::Mutex<()>,
     state: Mutex<State>,
 }
@@ -101,10 +103,12 @@ impl Session {
         presented: Presented,
         user_agent: Option<HeaderValue>,
     ) -> Self {
+        let started = shared.config.clock.now();
         Self {
             inner: Arc::new(Inner {
                 presented,
                 user_agent,
+                started,
                 shared,
                 load_lock: tokio::sync::Mutex::new(()),
                 state: Mutex::new(State::default()),
@@ -132,6 +136,14 @@ impl Session {
     /// The clock's time.
     pub(crate) fn now(&self) -> Timestamp {
         self.config().clock.now()
+    }
+
+    /// When a sign-in or privilege change of this request decided its authorization: the
+    /// request's start less the configured clock margin (SEC-16), or this request's own
+    /// per-user change if that is later.
+    fn authorized_at(&self, floor: Option<Timestamp>) -> Timestamp {
+        let dated = self.inner.started - self.config().authorization_clock_margin;
+        floor.map_or(dated, |f| dated.max(f))
     }
 
     /// What this session shares with the layer (for the admin handle).
@@ -167,6 +179,7 @@ impl Session {
             let request = plan::Request {
                 presented: &self.inner.presented,
                 user_agent: self.user_agent(),
+                authorized_at: self.authorized_at(state.authorized_floor),
             };
             plan::plan(&state.loaded, pending, now, self.config(), &request)
         };
@@ -192,7 +205,10 @@ impl Session {
                     res
                 }
                 Err(e) => {
-                    events::commit_failed(&e);
+                    // A refused stale sign-in has its own event (commit.rs).
+                    if !matches!(e, crate::SessionError::AuthorizationChanged) {
+                        events::commit_failed(&e);
+                    }
                     e.response()
                 }
             }

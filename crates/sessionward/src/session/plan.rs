@@ -21,6 +21,9 @@ pub(crate) struct Request<'a> {
     pub(crate) presented: &'a Presented,
     /// The user agent as a record keeps it.
     pub(crate) user_agent: Option<&'a str>,
+    /// The `authorized_at` of a sign-in or a privilege change (SEC-16): the request's start
+    /// less the clock margin.
+    pub(crate) authorized_at: Timestamp,
 }
 
 /// What to write, and what the response must know whatever the store answers.
@@ -207,8 +210,11 @@ fn action(
                 record.user = Some(user);
                 record.roles = roles;
                 record.authenticated_at = Some(now);
+                record.authorized_at = request.authorized_at;
+                record.idle_timeout = config.idle_timeout;
                 if let Some(old) = carry {
                     record.created_at = old.created_at;
+                    record.persistent = old.persistent;
                 }
                 if let Some(lt) = lifetime {
                     // A sign-in may set any lifetime: the user just proved who they are.
@@ -235,6 +241,9 @@ fn action(
             };
             record.user = old.user.clone();
             record.roles = roles;
+            // New roles: decided by this request (SEC-16).
+            record.authorized_at = request.authorized_at;
+            record.persistent = old.persistent;
             // The same session, with a new ID: it keeps its public handle.
             record.handle = old.handle;
             record.authenticated_at = old.authenticated_at;
@@ -387,8 +396,8 @@ fn own_lifetime(record: &mut SessionRecord, now: Timestamp, lt: Lifetime) {
     }
 }
 
-/// A new anonymous record for `token`, with the configured timeouts and the request's user
-/// agent.
+/// A new anonymous record for `token`, with the configured timeouts (the anonymous idle
+/// timeout) and the request's user agent.
 pub(crate) fn anonymous_record(
     token: &SessionToken,
     handle: SessionHandle,
@@ -400,7 +409,7 @@ pub(crate) fn anonymous_record(
         token.key(),
         handle,
         now,
-        config.idle_timeout,
+        config.anonymous_idle_timeout,
         config.absolute_timeout,
     );
     record.user_agent = user_agent.map(str::to_owned);

@@ -13,6 +13,9 @@ use crate::presented::{Presented, Via};
 use crate::session::state::{Intent, Lifetime, Loaded, Pending};
 
 const NOW: Timestamp = Timestamp::from_unix(1_000_000);
+/// The `authorized_at` the session hands the plan: the request started 5 s before [`NOW`],
+/// less the 1 s clock margin.
+const AUTHORIZED: Timestamp = Timestamp::from_unix(1_000_000 - 6);
 
 fn token() -> SessionToken {
     SessionToken::generate().expect("rng")
@@ -69,6 +72,7 @@ fn run_with(
     let request = Request {
         presented,
         user_agent: Some("agent/1"),
+        authorized_at: AUTHORIZED,
     };
     plan(loaded, pending, NOW, config, &request)
 }
@@ -442,4 +446,71 @@ fn row_privilege_change_without_a_live_session_writes_nothing() {
     };
     let p = run(&Loaded::Absent, pending, &cookie(&t));
     assert!(matches!(p.action, Action::Nothing { clear_cookie: true }));
+}
+
+/// SEC-16: a sign-in and a privilege change date their authorization from the request's start
+/// (less the margin), not from when the response goes out; both carry `persistent`.
+#[test]
+fn sign_in_and_privilege_change_date_their_authorization_from_the_request() {
+    let t = token();
+    let mut old = record(&t, Some("alice"), Duration::from_secs(5));
+    old.persistent = Some(true);
+    old.authorized_at = Timestamp::from_unix(10);
+    let loaded = Loaded::Live(old);
+    for intent in [
+        Intent::SignIn {
+            user: "alice".into(),
+            roles: ["admin"].into_iter().collect(),
+            discard_old: false,
+        },
+        Intent::PrivilegeChange(["user"].into_iter().collect()),
+    ] {
+        let pending = Pending {
+            intent,
+            new_token: fresh(),
+            ..Pending::default()
+        };
+        let p = run(&loaded, pending, &cookie(&t));
+        let Action::Rotate(r) = p.action else {
+            panic!("expected a rotation");
+        };
+        assert_eq!(r.new.record.authorized_at, AUTHORIZED);
+        assert_eq!(r.new.record.persistent, Some(true));
+    }
+}
+
+/// Anonymous sessions get the anonymous idle timeout; a sign-in gives the signed-in one.
+#[test]
+fn anonymous_sessions_get_their_own_idle_timeout() {
+    let config = SessionConfig::builder()
+        .anonymous_idle_timeout(Duration::from_secs(300))
+        .build()
+        .expect("config");
+    let t = token();
+    let pending = Pending {
+        changes: writes(),
+        new_token: fresh(),
+        ..Pending::default()
+    };
+    let p = run_with(&Loaded::Absent, pending, &Presented::Nothing, &config);
+    let Action::Create(new) = p.action else {
+        panic!("expected a create");
+    };
+    assert_eq!(new.record.idle_timeout, Duration::from_secs(300));
+    assert_eq!(new.record.persistent, None);
+    let anon = record(&t, None, Duration::from_secs(5));
+    let pending = Pending {
+        intent: Intent::SignIn {
+            user: "alice".into(),
+            roles: RoleSet::empty(),
+            discard_old: false,
+        },
+        new_token: fresh(),
+        ..Pending::default()
+    };
+    let p = run_with(&Loaded::Live(anon), pending, &cookie(&t), &config);
+    let Action::Rotate(r) = p.action else {
+        panic!("expected a rotation");
+    };
+    assert_eq!(r.new.record.idle_timeout, config.idle_timeout);
 }

@@ -106,6 +106,10 @@ pub(crate) struct State {
     /// first use.
     pub(crate) view: Option<Map<String, Value>>,
     pub(crate) pending: Pending,
+    /// The latest authorization change of the user that this request itself recorded in the
+    /// store (`logout_other_sessions`): a sign-in or privilege change of the same request
+    /// dates its authorization no earlier, since the request made that change knowingly.
+    pub(crate) authorized_floor: Option<Timestamp>,
 }
 
 impl State {

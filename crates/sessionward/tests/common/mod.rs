@@ -407,3 +407,16 @@ pub fn assert_token_shape(v: &str) {
         "{v}"
     );
 }
+
+/// Sends `req` through `router` (an app with a layer of its own) and collects the reply.
+pub async fn send_to(router: &Router, req: Request<Body>) -> Reply {
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
