@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use crate::{ChangeSet, RotateOutcome, SaveOutcome, SessionData, StoreError, Timestamp};
+use crate::{
+    ChangeSet, RotateOutcome, SaveOutcome, SessionData, SessionRecord, StoreError, Timestamp,
+};
 
 /// 9999-12-31T23:59:59Z: stored instants are clamped to `0..=MAX_UNIX`, so that no expiry
 /// computation overflows a 64-bit integer (a session never lives outside that range).
@@ -14,6 +16,18 @@ pub const MAX_UNIX: i64 = 253_402_300_799;
 /// Idle timeouts longer than 100 years count as 100 years when `expires_at` is computed; the
 /// stored `idle_timeout_secs` keeps the exact value.
 pub const MAX_IDLE_SECS: i64 = 3_155_760_000;
+
+/// How long a store remembers a user's authorization change at least (the contract's
+/// 24 hours, see `SessionStore`, "Authorization epochs"): the sweeper forgets the change only
+/// once it is this old and no session of the user predates it.
+pub const AUTHZ_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Whether `record` may not be written because it is signed in and not current: its
+/// `authorized_at` is earlier than `changed_at`, its user's stored authorization change (Unix
+/// seconds; `None` if the store holds none). Compared as stored (clamped) seconds.
+pub fn is_stale(record: &SessionRecord, changed_at: Option<i64>) -> bool {
+    record.user.is_some() && changed_at.is_some_and(|c| to_db(record.authorized_at) < c)
+}
 
 /// A timestamp as an integer column.
 pub fn to_db(t: Timestamp) -> i64 {
@@ -137,19 +151,22 @@ pub enum Take {
     Refuse(RotateOutcome),
 }
 
-/// Decides a rotation from the old row's `(version, expires_at)`, if there is one.
+/// Decides a rotation from the old row's `(version, expires_at, current)`, if there is one
+/// (`current`: the row is anonymous or its user's authorization has not changed since it was
+/// authorized). A row that expired or is not current is garbage: it is dropped and the
+/// rotation answers gone.
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] for a negative stored version.
 pub fn plan_rotate(
-    old: Option<(i64, i64)>,
+    old: Option<(i64, i64, bool)>,
     expected_version: Option<u64>,
     now: Timestamp,
 ) -> Result<Take, StoreError> {
-    let Some((version, expires)) = old else {
+    let Some((version, expires, current)) = old else {
         return Ok(Take::Refuse(RotateOutcome::Gone));
     };
-    if expires <= to_db(now) {
+    if expires <= to_db(now) || !current {
         return Ok(Take::DropExpired);
     }
     let current_version = version_from_db(version)?;
@@ -243,16 +260,36 @@ mod tests {
             Take::Refuse(RotateOutcome::Gone)
         );
         assert_eq!(
-            plan_rotate(Some((2, 100)), Some(2), now).expect("plan"),
+            plan_rotate(Some((2, 100, true)), Some(2), now).expect("plan"),
             Take::DropExpired
         );
         assert_eq!(
-            plan_rotate(Some((2, 101)), Some(1), now).expect("plan"),
+            plan_rotate(Some((2, 101, false)), Some(2), now).expect("plan"),
+            Take::DropExpired
+        );
+        assert_eq!(
+            plan_rotate(Some((2, 101, true)), Some(1), now).expect("plan"),
             Take::Refuse(RotateOutcome::Conflict { current_version: 2 })
         );
         assert_eq!(
-            plan_rotate(Some((2, 101)), None, now).expect("plan"),
+            plan_rotate(Some((2, 101, true)), None, now).expect("plan"),
             Take::Rotate
         );
+    }
+
+    #[test]
+    fn a_signed_in_record_older_than_its_users_change_is_stale() {
+        let mut r = SessionRecord::new(
+            crate::SessionToken::generate().expect("rng").key(),
+            crate::SessionHandle::from_bytes([0; 16]),
+            Timestamp::from_unix(1_000),
+            Duration::from_secs(100),
+            Duration::from_secs(1_000),
+        );
+        assert!(!is_stale(&r, Some(2_000)), "anonymous records have no epoch");
+        r.user = Some(crate::UserId::new("bob"));
+        assert!(!is_stale(&r, None));
+        assert!(!is_stale(&r, Some(1_000)));
+        assert!(is_stale(&r, Some(1_001)));
     }
 }

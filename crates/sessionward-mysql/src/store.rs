@@ -148,12 +148,16 @@ impl MySqlStore {
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
         let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
-        let current: Option<(i64, Vec<u8>, i64, i64, i64, i64)> = sqlx::query_as(sql::SAVE_READ)
-            .bind(&key.as_bytes()[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        #[allow(clippy::type_complexity)]
+        let current: Option<(i64, Vec<u8>, i64, i64, i64, i64, i64, Option<i64>)> =
+            sqlx::query_as(sql::SAVE_READ)
+                .bind(&key.as_bytes()[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        // A row that is not current is absent to a save.
         let current = current
+            .filter(|c| is_current(c.6, c.7))
             .map(|c| {
                 let data =
                     String::from_utf8(c.1).map_err(|_| StoreError::corrupt("data is not UTF-8"))?;
@@ -197,14 +201,22 @@ impl MySqlStore {
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
-        // Locking the old row first: a concurrent rotation of the same record waits here and
+        // A signed-in successor: its user's row first (shared), in the order the per-user
+        // changes take the rows, so that a rotation and a demotion of one user wait for each
+        // other rather than deadlock; a change that holds the row is waited for here.
+        let changed = match &new.user {
+            Some(user) => lock_user_shared(&mut tx, user).await?,
+            None => None,
+        };
+        // Locking the old row next: a concurrent rotation of the same record waits here and
         // then finds nothing, so exactly one successor is created; a concurrent save or role
         // change is waited for, so its version is the one compared.
-        let found: Option<(i64, i64)> = sqlx::query_as(sql::ROTATE_READ)
+        let found: Option<(i64, i64, i64, Option<i64>)> = sqlx::query_as(sql::ROTATE_READ)
             .bind(&old.as_bytes()[..])
             .fetch_optional(&mut *tx)
             .await
             .map_err(map_err)?;
+        let found = found.map(|(v, e, authorized, c)| (v, e, is_current(authorized, c)));
         let take = plan::plan_rotate(found, expected_version, now)?;
         if let Take::Refuse(outcome) = take {
             return Ok(outcome);
@@ -215,9 +227,13 @@ impl MySqlStore {
             .await
             .map_err(map_err)?;
         if take == Take::DropExpired {
-            // Expired: keep the deletion (it was garbage anyway), create nothing.
+            // Expired or not current: keep the deletion (it was garbage), create nothing.
             tx.commit().await.map_err(map_err)?;
             return Ok(RotateOutcome::Gone);
+        }
+        if plan::is_stale(new, changed) {
+            // Dropping `tx` rolls back: the old record is back, nothing changed.
+            return Err(StoreError::AuthorizationChanged);
         }
         match bind_record(sqlx::query(sql::CREATE), new)
             .execute(&mut *tx)
@@ -252,10 +268,19 @@ impl Inner {
         if limit == 0 {
             return Ok(0);
         }
+        let batch = u64::try_from(limit).unwrap_or(u64::MAX);
         self.bounded(async {
             let done = sqlx::query(sql::DELETE_EXPIRED)
                 .bind(to_db(now))
-                .bind(u64::try_from(limit).unwrap_or(u64::MAX))
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            // Then the users' authorization changes nothing needs any more (at most a batch;
+            // not counted: the answer is about sessions).
+            sqlx::query(sql::FORGET_AUTHZ)
+                .bind(to_db(now - plan::AUTHZ_RETENTION))
+                .bind(batch)
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
@@ -295,20 +320,104 @@ fn bind_record<'q>(
         .bind(expires_at(last_seen, idle, absolute))
         .bind(r.user_agent.as_deref().map(str::as_bytes))
         .bind(version_to_db(r.version))
+        .bind(to_db(r.authorized_at))
+        .bind(r.persistent)
+}
+
+/// Whether a row authorized at `authorized_at` is current given its user's change time.
+fn is_current(authorized_at: i64, changed_at: Option<i64>) -> bool {
+    changed_at.is_none_or(|c| authorized_at >= c)
+}
+
+/// Runs `attempt` again (up to [`DEADLOCK_RETRIES`] times) when InnoDB rolled it back as a
+/// deadlock's victim.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if is_deadlock(&e) && tries < DEADLOCK_RETRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The change time of `user`, read with a shared lock until `tx` ends ([`sql::LOCK_USER_SHARED`]).
+async fn lock_user_shared(
+    tx: &mut sqlx::Transaction<'_, MySql>,
+    user: &UserId,
+) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(sql::LOCK_USER_SHARED)
+        .bind(&user_hash(user)[..])
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)
+}
+
+/// The first steps of a per-user change, inside its transaction: the user's row locked
+/// exclusively (created if need be), its previous change time (0 if none) and the new one,
+/// `max(previous, now)`, recorded.
+async fn record_change(
+    tx: &mut sqlx::Transaction<'_, MySql>,
+    user: &UserId,
+    now: Timestamp,
+) -> Result<(i64, i64), StoreError> {
+    let hash = user_hash(user);
+    sqlx::query(sql::LOCK_USER)
+        .bind(&hash[..])
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    let before: i64 = sqlx::query_scalar(sql::USER_CHANGED_AT_LOCKED)
+        .bind(&hash[..])
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    let changed = before.max(to_db(now));
+    sqlx::query(sql::SET_USER_CHANGED_AT)
+        .bind(changed)
+        .bind(&hash[..])
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok((before, changed))
 }
 
 #[async_trait::async_trait]
 impl SessionStore for MySqlStore {
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
         self.bounded(async {
-            match bind_record(sqlx::query(sql::CREATE), record)
-                .execute(&self.inner.pool)
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) if is_duplicate(&e) => Err(StoreError::Collision),
-                Err(e) => Err(map_err(e)),
-            }
+            let Some(user) = &record.user else {
+                // Anonymous: one statement, no epoch applies.
+                return match bind_record(sqlx::query(sql::CREATE), record)
+                    .execute(&self.inner.pool)
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_duplicate(&e) => Err(StoreError::Collision),
+                    Err(e) => Err(map_err(e)),
+                };
+            };
+            retrying(|| async move {
+                let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
+                if plan::is_stale(record, lock_user_shared(&mut tx, user).await?) {
+                    // Dropping `tx` rolls back; nothing was written.
+                    return Err(StoreError::AuthorizationChanged);
+                }
+                match bind_record(sqlx::query(sql::CREATE), record)
+                    .execute(&mut *tx)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if is_duplicate(&e) => return Err(StoreError::Collision),
+                    Err(e) => return Err(map_err(e)),
+                }
+                tx.commit().await.map_err(map_err)
+            })
+            .await
         })
         .await
     }
@@ -337,21 +446,15 @@ impl SessionStore for MySqlStore {
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
-        self.bounded(async {
-            let mut attempt = 0;
-            loop {
-                match self.try_save(key, expected_version, changes, now).await {
-                    Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => attempt += 1,
-                    other => return other,
-                }
-            }
-        })
+        self.bounded(retrying(|| {
+            self.try_save(key, expected_version, changes, now)
+        }))
         .await
     }
 
     async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
-        self.bounded(async {
-            let now = to_db(now);
+        let now = to_db(now);
+        self.bounded(retrying(|| async move {
             let done = sqlx::query(sql::TOUCH)
                 .bind(now)
                 .bind(now)
@@ -361,7 +464,7 @@ impl SessionStore for MySqlStore {
                 .await
                 .map_err(map_err)?;
             Ok(done.rows_affected() > 0)
-        })
+        }))
         .await
     }
 
@@ -372,15 +475,9 @@ impl SessionStore for MySqlStore {
         new: &SessionRecord,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
-        self.bounded(async {
-            let mut attempt = 0;
-            loop {
-                match self.try_rotate(old, expected_version, new, now).await {
-                    Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => attempt += 1,
-                    other => return other,
-                }
-            }
-        })
+        self.bounded(retrying(|| {
+            self.try_rotate(old, expected_version, new, now)
+        }))
         .await
     }
 
@@ -400,19 +497,37 @@ impl SessionStore for MySqlStore {
         &self,
         user: &UserId,
         except: Option<&SessionKey>,
+        now: Timestamp,
     ) -> Result<u64, StoreError> {
-        self.bounded(async {
-            let except = except.map(|k| &k.as_bytes()[..]);
+        let except = except.map(|k| &k.as_bytes()[..]);
+        let hash = user_hash(user);
+        self.bounded(retrying(|| async move {
+            // One transaction that holds the user's row: no sign-in of the user can be written
+            // between the change time and the deletion.
+            let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
+            let (before, changed) = record_change(&mut tx, user, now).await?;
             let done = sqlx::query(sql::DELETE_BY_USER)
-                .bind(&user_hash(user)[..])
+                .bind(&hash[..])
                 .bind(user.as_str().as_bytes())
                 .bind(except)
                 .bind(except)
-                .execute(&self.inner.pool)
+                .bind(before)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            if let Some(kept) = except {
+                sqlx::query(sql::STAMP_KEPT)
+                    .bind(changed)
+                    .bind(&hash[..])
+                    .bind(user.as_str().as_bytes())
+                    .bind(kept)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)?;
             Ok(done.rows_affected())
-        })
+        }))
         .await
     }
 
@@ -434,17 +549,36 @@ impl SessionStore for MySqlStore {
         .await
     }
 
-    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
-        self.bounded(async {
-            let done = sqlx::query(sql::SET_ROLES_FOR_USER)
-                .bind(roles_to_db(roles).into_bytes())
-                .bind(&user_hash(user)[..])
+    async fn set_roles_for_user(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let hash = user_hash(user);
+        let roles = roles_to_db(roles).into_bytes();
+        let roles = &roles[..];
+        self.bounded(retrying(|| async move {
+            let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
+            let (before, changed) = record_change(&mut tx, user, now).await?;
+            sqlx::query(sql::DELETE_STALE_OF_USER)
+                .bind(&hash[..])
                 .bind(user.as_str().as_bytes())
-                .execute(&self.inner.pool)
+                .bind(before)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            let done = sqlx::query(sql::SET_ROLES_FOR_USER)
+                .bind(roles)
+                .bind(changed)
+                .bind(&hash[..])
+                .bind(user.as_str().as_bytes())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
             Ok(done.rows_affected())
-        })
+        }))
         .await
     }
 

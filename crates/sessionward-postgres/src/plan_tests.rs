@@ -45,13 +45,14 @@ async fn populated() -> Option<(PgPool, PgPool, String)> {
     // Rows with random keys; every 100th expired at NOW, the others live for hours to days.
     sqlx::query(
         "INSERT INTO sessionward_sessions (key, handle, user_id, roles, data, created_at, \
-            last_seen_at, idle_timeout_secs, absolute_expires_at, expires_at) \
+            last_seen_at, idle_timeout_secs, absolute_expires_at, expires_at, authorized_at) \
          SELECT sha256(int8send(i)), substr(sha256(int8send(-i)), 1, 16), \
             CASE WHEN i % 5 = 0 THEN NULL ELSE 'user-' || (i % 4000) END, '{user}', \
             jsonb_build_object('n', i), to_timestamp($2) - interval '1 hour', \
             to_timestamp($2), 1800, to_timestamp($2) + interval '12 hours', \
             CASE WHEN i % 100 = 0 THEN to_timestamp($2) - interval '1 minute' \
-                 ELSE to_timestamp($2) + (i % 1000) * interval '1 minute' END \
+                 ELSE to_timestamp($2) + (i % 1000) * interval '1 minute' END, \
+            to_timestamp($2) - interval '1 hour' \
          FROM generate_series(1, $1) AS i",
     )
     .bind(ROWS)
@@ -59,7 +60,17 @@ async fn populated() -> Option<(PgPool, PgPool, String)> {
     .execute(&pool)
     .await
     .expect("populate");
-    sqlx::query("ANALYZE sessionward_sessions")
+    // A quarter of the users had an authorization change, some of them more than a day ago.
+    sqlx::query(
+        "INSERT INTO sessionward_user_authz (user_id, changed_at) \
+         SELECT 'user-' || i, to_timestamp($1) - (i % 48) * interval '1 hour' \
+         FROM generate_series(0, 3999, 4) AS i",
+    )
+    .bind(NOW)
+    .execute(&pool)
+    .await
+    .expect("populate users");
+    sqlx::raw_sql("ANALYZE sessionward_sessions; ANALYZE sessionward_user_authz")
         .execute(&pool)
         .await
         .expect("analyze");
@@ -151,10 +162,24 @@ async fn check_plans(pool: PgPool) {
         .expect("a key");
     let now = to_db(Timestamp::from_unix(NOW));
 
+    // One statement: the session by its key, its user's change time by the user's key.
     let load = explain(&pool, sql::LOAD, |q| q.bind(key.clone()).bind(now)).await;
     assert!(
-        scans_index(&load, "sessionward_sessions_pkey") && !load.contains("Seq Scan"),
+        scans_index(&load, "sessionward_sessions_pkey")
+            && scans_index(&load, "sessionward_user_authz_pkey")
+            && !load.contains("Seq Scan"),
         "load:\n{load}"
+    );
+
+    let day_ago = to_db(Timestamp::from_unix(NOW) - sessionward_core::row_plan::AUTHZ_RETENTION);
+    // The candidates through the change-time index, each checked through the user index (the
+    // final delete of a few hundred rows of a small table may scan it: that is cheap).
+    let forget = explain(&pool, sql::FORGET_AUTHZ, |q| q.bind(day_ago).bind(1000_i64)).await;
+    assert!(
+        scans_index(&forget, "sessionward_user_authz_changed_idx")
+            && scans_index(&forget, "sessionward_sessions_user_idx")
+            && !forget.contains("Seq Scan on sessionward_sessions"),
+        "forget:\n{forget}"
     );
 
     let sweep = explain(&pool, sql::DELETE_EXPIRED, |q| q.bind(now).bind(1000_i64)).await;
@@ -167,7 +192,9 @@ async fn check_plans(pool: PgPool) {
 
     let list = explain(&pool, sql::LIST_BY_USER, |q| q.bind("user-17").bind(now)).await;
     assert!(
-        scans_index(&list, "sessionward_sessions_user_idx") && !list.contains("Seq Scan"),
+        scans_index(&list, "sessionward_sessions_user_idx")
+            && scans_index(&list, "sessionward_user_authz_pkey")
+            && !list.contains("Seq Scan"),
         "list_by_user:\n{list}"
     );
 
@@ -200,7 +227,9 @@ async fn check_plans(pool: PgPool) {
     .expect("explain generic load");
     let load = generic(load);
     assert!(
-        scans_index(&load, "sessionward_sessions_pkey") && !load.contains("Seq Scan"),
+        scans_index(&load, "sessionward_sessions_pkey")
+            && scans_index(&load, "sessionward_user_authz_pkey")
+            && !load.contains("Seq Scan"),
         "generic load:\n{load}"
     );
     let sweep: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(

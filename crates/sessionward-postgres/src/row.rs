@@ -112,6 +112,8 @@ pub(crate) fn record_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> 
         absolute_expires_at: timestamp(row, "absolute_expires_at")?,
         user_agent: get(row, "user_agent")?,
         version: version_from_db(get(row, "version")?)?,
+        authorized_at: timestamp(row, "authorized_at")?,
+        persistent: get(row, "persistent")?,
     })
 }
 

@@ -6,31 +6,61 @@
 // computed, which keeps `last_seen_at + idle` inside PostgreSQL's timestamp range; the stored
 // `idle_timeout_secs` keeps the exact value.
 
-/// The columns of a record, in the order [`crate::row`] decodes them.
+/// The columns of a record (table alias `s`), in the order [`crate::row`] decodes them.
 macro_rules! record_columns {
     () => {
-        "key, handle, user_id, roles, data::text AS data, created_at, last_seen_at, \
-         authenticated_at, idle_timeout_secs, absolute_expires_at, user_agent, version"
+        "s.key, s.handle, s.user_id, s.roles, s.data::text AS data, s.created_at, \
+         s.last_seen_at, s.authenticated_at, s.idle_timeout_secs, s.absolute_expires_at, \
+         s.user_agent, s.version, s.authorized_at, s.persistent"
     };
 }
 
-/// Inserts a record unless its key exists.
+/// The condition that the row `s` is current: anonymous, or its user's authorization has not
+/// changed since `s.authorized_at` (an anti-join through the primary key of
+/// `sessionward_user_authz`).
+macro_rules! current {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM sessionward_user_authz AS u \
+         WHERE u.user_id = s.user_id AND u.changed_at > s.authorized_at)"
+    };
+}
+
+/// Inserts a record unless its key exists or it is signed in and not current; answers
+/// `(created, stale)`.
 ///
 /// `$1` key, `$2` handle, `$3` user, `$4` roles, `$5` data (JSON text), `$6` created_at,
 /// `$7` last_seen_at, `$8` authenticated_at, `$9` idle_timeout_secs, `$10`
-/// absolute_expires_at, `$11` user_agent, `$12` version.
+/// absolute_expires_at, `$11` user_agent, `$12` version, `$13` authorized_at, `$14`
+/// persistent.
+///
+/// `authz` reads the user's row `FOR SHARE`: a concurrent `set_roles_for_user` or
+/// `delete_by_user` (which lock that row first, exclusively) is waited for and its newest
+/// `changed_at` is the one compared (READ COMMITTED returns the newest version of a row it
+/// locks), and one that starts later waits for this insert to commit and then sees the row.
+/// An uncorrelated `NOT EXISTS` is an init plan: the lock is taken before the insert.
 pub(crate) const CREATE: &str = "\
-INSERT INTO sessionward_sessions (key, handle, user_id, roles, data, created_at, last_seen_at, \
-    authenticated_at, idle_timeout_secs, absolute_expires_at, expires_at, user_agent, version) \
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, \
-    LEAST($7 + LEAST($9, 3155760000) * interval '1 second', $10), $11, $12) \
-ON CONFLICT (key) DO NOTHING";
+WITH authz AS ( \
+    SELECT changed_at FROM sessionward_user_authz WHERE user_id = $3 FOR SHARE \
+), ins AS ( \
+    INSERT INTO sessionward_sessions (key, handle, user_id, roles, data, created_at, \
+        last_seen_at, authenticated_at, idle_timeout_secs, absolute_expires_at, expires_at, \
+        user_agent, version, authorized_at, persistent) \
+    SELECT $1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, \
+        LEAST($7 + LEAST($9, 3155760000) * interval '1 second', $10), $11, $12, $13, $14 \
+    WHERE NOT EXISTS (SELECT 1 FROM authz WHERE changed_at > $13) \
+    ON CONFLICT (key) DO NOTHING \
+    RETURNING 1 \
+) \
+SELECT EXISTS (SELECT 1 FROM ins) AS created, \
+    EXISTS (SELECT 1 FROM authz WHERE changed_at > $13) AS stale";
 
-/// The live record under `$1` at `$2`.
+/// The live, current record under `$1` at `$2`: one statement, the primary key of the
+/// session table and (for a signed-in row) the primary key of the user table.
 pub(crate) const LOAD: &str = concat!(
     "SELECT ",
     record_columns!(),
-    " FROM sessionward_sessions WHERE key = $1 AND expires_at > $2"
+    " FROM sessionward_sessions AS s WHERE s.key = $1 AND s.expires_at > $2 AND ",
+    current!()
 );
 
 /// Applies a change set in one statement.
@@ -59,6 +89,8 @@ UPDATE sessionward_sessions AS s SET \
         COALESCE($9, s.absolute_expires_at)), \
     version = s.version + 1 \
 WHERE s.key = $1 AND s.expires_at > $2 AND (NOT $3 OR s.version = $4) \
+    AND NOT EXISTS (SELECT 1 FROM sessionward_user_authz AS u \
+        WHERE u.user_id = s.user_id AND u.changed_at > s.authorized_at) \
     AND ($11::bigint IS NULL OR octet_length(( \
         ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb \
     )::text) <= $11) \
@@ -66,62 +98,114 @@ RETURNING s.version";
 
 /// Why [`SAVE`] changed no row: the live record's current version and, with a limit (`$3`),
 /// the size of the data the save would have left (`$4` clear, `$5` removed keys, `$6` set).
-/// No row means the record is gone or expired at `$2`.
-pub(crate) const SAVE_REFUSED: &str = "\
-SELECT version, CASE WHEN $3::bigint IS NULL THEN NULL ELSE octet_length(( \
-        ((CASE WHEN $4 THEN '{}'::jsonb ELSE data END) - $5::text[]) || $6::jsonb \
+/// No row means the record is gone, expired at `$2` or not current.
+pub(crate) const SAVE_REFUSED: &str = concat!(
+    "SELECT s.version, CASE WHEN $3::bigint IS NULL THEN NULL ELSE octet_length(( \
+        ((CASE WHEN $4 THEN '{}'::jsonb ELSE s.data END) - $5::text[]) || $6::jsonb \
     )::text)::bigint END AS size \
-FROM sessionward_sessions WHERE key = $1 AND expires_at > $2";
+    FROM sessionward_sessions AS s WHERE s.key = $1 AND s.expires_at > $2 AND ",
+    current!()
+);
 
-/// Moves `last_seen_at` of the live record under `$1` forward to `$2`; writes only
+/// Moves `last_seen_at` of the live, current record under `$1` forward to `$2`; writes only
 /// `last_seen_at` and `expires_at`.
-pub(crate) const TOUCH: &str = "\
-UPDATE sessionward_sessions SET \
-    last_seen_at = GREATEST(last_seen_at, $2), \
+pub(crate) const TOUCH: &str = concat!(
+    "UPDATE sessionward_sessions AS s SET \
+    last_seen_at = GREATEST(s.last_seen_at, $2), \
     expires_at = LEAST( \
-        GREATEST(last_seen_at, $2) + LEAST(idle_timeout_secs, 3155760000) * interval '1 second', \
-        absolute_expires_at) \
-WHERE key = $1 AND expires_at > $2";
+        GREATEST(s.last_seen_at, $2) + LEAST(s.idle_timeout_secs, 3155760000) * interval '1 second', \
+        s.absolute_expires_at) \
+    WHERE s.key = $1 AND s.expires_at > $2 AND ",
+    current!()
+);
 
 /// Rotation, first step (inside a transaction): removes the old record under `$1` if it
-/// expired at `$2` (it is garbage) or if it is live and has version `$3` (NULL: any version).
+/// expired at `$2` or is not current (it is garbage either way) or if it is live and has
+/// version `$3` (NULL: any version).
 ///
 /// `cur` locks the row (waiting for a concurrent writer, then reading its committed version),
 /// so the version compared is the newest one. The answer is (found, live, current version,
 /// taken): no row found means gone; a live row not taken means it has another version.
-pub(crate) const ROTATE_TAKE_OLD: &str = "\
-WITH cur AS ( \
-    SELECT key, version, expires_at > $2 AS live FROM sessionward_sessions \
-    WHERE key = $1 \
-    FOR UPDATE \
+pub(crate) const ROTATE_TAKE_OLD: &str = concat!(
+    "WITH cur AS ( \
+    SELECT s.key, s.version, (s.expires_at > $2 AND ",
+    current!(),
+    ") AS live FROM sessionward_sessions AS s \
+    WHERE s.key = $1 \
+    FOR UPDATE OF s \
 ), del AS ( \
     DELETE FROM sessionward_sessions AS s USING cur \
     WHERE s.key = cur.key AND (NOT cur.live OR $3::bigint IS NULL OR cur.version = $3) \
     RETURNING s.key \
 ) \
 SELECT EXISTS (SELECT 1 FROM cur) AS found, COALESCE((SELECT live FROM cur), false) AS live, \
-    (SELECT version FROM cur) AS current, EXISTS (SELECT 1 FROM del) AS taken";
+    (SELECT version FROM cur) AS current, EXISTS (SELECT 1 FROM del) AS taken"
+);
+
+/// Rotation to a signed-in successor, before [`ROTATE_TAKE_OLD`]: locks the row of user `$1`
+/// `FOR SHARE` (if there is one) and answers its `changed_at`. Taking the user's row before
+/// the old session's row is the order `set_roles_for_user` and `delete_by_user` take them in,
+/// so the two never deadlock.
+pub(crate) const LOCK_USER_SHARED: &str =
+    "SELECT changed_at FROM sessionward_user_authz WHERE user_id = $1 FOR SHARE";
 
 /// Deletes the record under `$1`.
 pub(crate) const DELETE: &str = "DELETE FROM sessionward_sessions WHERE key = $1";
 
-/// Deletes the records of user `$1` except the one under `$2` (NULL: none excepted).
-pub(crate) const DELETE_BY_USER: &str = "\
-DELETE FROM sessionward_sessions \
-WHERE user_id = $1 AND user_id IS NOT NULL AND ($2::bytea IS NULL OR key <> $2)";
+/// A per-user change, first statement (inside a transaction): makes sure user `$1` has a row
+/// and locks it exclusively, answering the `changed_at` it holds (the epoch, 1970, for a new
+/// row). A concurrent change of the same user waits here; so does a sign-in of the user that
+/// reads the row `FOR SHARE`, and one that already holds it is waited for. The no-op update
+/// returns the newest committed value, which the second statement needs.
+pub(crate) const LOCK_USER: &str = "\
+INSERT INTO sessionward_user_authz AS u (user_id, changed_at) VALUES ($1, to_timestamp(0)) \
+ON CONFLICT (user_id) DO UPDATE SET changed_at = u.changed_at \
+RETURNING changed_at";
 
-/// The live records of user `$1` at `$2`, oldest first.
+/// Deletes the records of user `$1` except the current one under `$2` (NULL: none excepted),
+/// records `$3` as the user's authorization change (never moving it back) and makes the spared
+/// record current; `$4` is the `changed_at` [`LOCK_USER`] answered. A record of the user that
+/// was not current before the change (`authorized_at < $4`) is deleted even if it is `$2`:
+/// stamping it would bring it back.
+pub(crate) const DELETE_BY_USER: &str = "\
+WITH c AS ( \
+    UPDATE sessionward_user_authz SET changed_at = GREATEST(changed_at, $3) \
+    WHERE user_id = $1 RETURNING changed_at \
+), kept AS ( \
+    UPDATE sessionward_sessions SET authorized_at = (SELECT changed_at FROM c) \
+    WHERE $2::bytea IS NOT NULL AND key = $2 AND user_id = $1 AND authorized_at >= $4 \
+    RETURNING 1 \
+) \
+DELETE FROM sessionward_sessions \
+WHERE user_id = $1 AND user_id IS NOT NULL \
+    AND ($2::bytea IS NULL OR key <> $2 OR authorized_at < $4)";
+
+/// The live, current records of user `$1` at `$2`, oldest first.
 pub(crate) const LIST_BY_USER: &str = concat!(
     "SELECT ",
     record_columns!(),
-    " FROM sessionward_sessions WHERE user_id = $1 AND user_id IS NOT NULL AND expires_at > $2 \
-     ORDER BY created_at, handle"
+    " FROM sessionward_sessions AS s \
+     WHERE s.user_id = $1 AND s.user_id IS NOT NULL AND s.expires_at > $2 AND ",
+    current!(),
+    " ORDER BY s.created_at, s.handle"
 );
 
-/// Gives every record of user `$1` the roles `$2`.
+/// Gives every current record of user `$1` the roles `$2`, records `$3` as the user's
+/// authorization change (never moving it back) and makes those records current; `$4` is the
+/// `changed_at` [`LOCK_USER`] answered. Records of the user that were not current before
+/// (`authorized_at < $4`) are deleted: giving them the change's time would bring them back.
 pub(crate) const SET_ROLES_FOR_USER: &str = "\
-UPDATE sessionward_sessions SET roles = $2, version = version + 1 \
-WHERE user_id = $1 AND user_id IS NOT NULL";
+WITH c AS ( \
+    UPDATE sessionward_user_authz SET changed_at = GREATEST(changed_at, $3) \
+    WHERE user_id = $1 RETURNING changed_at \
+), dead AS ( \
+    DELETE FROM sessionward_sessions \
+    WHERE user_id = $1 AND user_id IS NOT NULL AND authorized_at < $4 \
+    RETURNING 1 \
+) \
+UPDATE sessionward_sessions SET roles = $2, version = version + 1, \
+    authorized_at = (SELECT changed_at FROM c) \
+WHERE user_id = $1 AND user_id IS NOT NULL AND authorized_at >= $4";
 
 /// Deletes the record of user `$1` named `$2`.
 pub(crate) const DELETE_BY_HANDLE: &str = "\
@@ -140,6 +224,26 @@ DELETE FROM sessionward_sessions WHERE key = ANY(ARRAY( \
     ORDER BY expires_at \
     LIMIT $2 \
     FOR UPDATE SKIP LOCKED))";
+
+/// Forgets up to `$2` users' authorization changes that the contract lets the store forget:
+/// made at or before `$1` (24 hours ago) and older than every session of the user, oldest
+/// first through the `changed_at` index. Rows a concurrent change holds are skipped (and are
+/// re-checked on their newest version when locked, so a change made meanwhile is kept).
+///
+/// `OFFSET 0` keeps the `NOT EXISTS` a correlated subplan (PostgreSQL does not turn an
+/// `EXISTS` with an offset into a join): each candidate user is checked through the user index
+/// of the session table, never by hashing the whole session table.
+pub(crate) const FORGET_AUTHZ: &str = "\
+DELETE FROM sessionward_user_authz WHERE user_id = ANY(ARRAY( \
+    SELECT u.user_id FROM sessionward_user_authz AS u \
+    WHERE u.changed_at <= $1 AND NOT EXISTS ( \
+        SELECT 1 FROM sessionward_sessions AS s \
+        WHERE s.user_id = u.user_id AND s.user_id IS NOT NULL \
+            AND s.authorized_at < u.changed_at \
+        OFFSET 0) \
+    ORDER BY u.changed_at \
+    LIMIT $2 \
+    FOR UPDATE OF u SKIP LOCKED))";
 
 #[cfg(test)]
 mod tests {

@@ -3,13 +3,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessionward_core::row_plan::AUTHZ_RETENTION;
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
     SessionRecord, SessionStore, StoreError, Sweeper, SweeperStatus, Timestamp, UserId,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgArguments, Postgres};
-use sqlx::query::Query;
+use sqlx::query::QueryAs;
 
 use crate::builder::PostgresStoreBuilder;
 use crate::row::{map_err, record_from_row, secs, to_db, version_from_db, version_to_db};
@@ -145,10 +146,19 @@ impl Inner {
         if limit == 0 {
             return Ok(0);
         }
+        let batch = i64::try_from(limit).unwrap_or(i64::MAX);
         self.bounded(async {
             let done = sqlx::query(sql::DELETE_EXPIRED)
                 .bind(to_db(now))
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            // Then the users' authorization changes nothing needs any more (at most a batch;
+            // not counted: the answer is about sessions).
+            sqlx::query(sql::FORGET_AUTHZ)
+                .bind(to_db(now - AUTHZ_RETENTION))
+                .bind(batch)
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
@@ -156,6 +166,19 @@ impl Inner {
         })
         .await
     }
+}
+
+/// The first statement of a per-user change ([`sql::LOCK_USER`]): the user's row, created if
+/// need be and locked until the transaction ends, and the change time it held.
+async fn lock_user(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    user: &UserId,
+) -> Result<time::OffsetDateTime, StoreError> {
+    sqlx::query_scalar(sql::LOCK_USER)
+        .bind(user.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)
 }
 
 /// Reads the answer of [`sql::SAVE`]: gone, conflict or too large, in that order of precedence
@@ -186,11 +209,27 @@ fn save_outcome(
     Ok(SaveOutcome::Conflict { current_version })
 }
 
+/// Runs [`sql::CREATE`] for `r` on `conn`: `Ok(true)` created, `Ok(false)` the key exists,
+/// [`StoreError::AuthorizationChanged`] a signed-in record that is not current.
+async fn insert<'c, E>(executor: E, r: &SessionRecord) -> Result<bool, StoreError>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let (created, stale): (bool, bool) = bind_record(sqlx::query_as(sql::CREATE), r)
+        .fetch_one(executor)
+        .await
+        .map_err(map_err)?;
+    if stale && r.user.is_some() {
+        return Err(StoreError::AuthorizationChanged);
+    }
+    Ok(created)
+}
+
 /// Binds a record's columns in the order of [`sql::CREATE`].
-fn bind_record<'q>(
-    query: Query<'q, Postgres, PgArguments>,
-    r: &SessionRecord,
-) -> Query<'q, Postgres, PgArguments> {
+fn bind_record<'q, O>(
+    query: QueryAs<'q, Postgres, O, PgArguments>,
+    r: &'q SessionRecord,
+) -> QueryAs<'q, Postgres, O, PgArguments> {
     query
         .bind(&r.key.as_bytes()[..])
         .bind(&r.handle.as_bytes()[..])
@@ -204,20 +243,19 @@ fn bind_record<'q>(
         .bind(to_db(r.absolute_expires_at))
         .bind(r.user_agent.as_deref())
         .bind(version_to_db(r.version))
+        .bind(to_db(r.authorized_at))
+        .bind(r.persistent)
 }
 
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
         self.bounded(async {
-            let done = bind_record(sqlx::query(sql::CREATE), record)
-                .execute(&self.inner.pool)
-                .await
-                .map_err(map_err)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::Collision);
+            if insert(&self.inner.pool, record).await? {
+                Ok(())
+            } else {
+                Err(StoreError::Collision)
             }
-            Ok(())
         })
         .await
     }
@@ -313,7 +351,17 @@ impl SessionStore for PostgresStore {
     ) -> Result<RotateOutcome, StoreError> {
         self.bounded(async {
             let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
-            // Locking the old row first: a concurrent rotation of the same record waits here and
+            // A signed-in successor: the user's row first (shared), in the order the per-user
+            // changes take the rows, so that a rotation and a demotion of one user serialize
+            // instead of deadlocking; a change that holds the row is waited for here.
+            if let Some(user) = &new.user {
+                sqlx::query(sql::LOCK_USER_SHARED)
+                    .bind(user.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            // Locking the old row next: a concurrent rotation of the same record waits here and
             // then finds nothing, so exactly one successor is created; a concurrent save or role
             // change is waited for, so its version is the one compared.
             let (found, live, current, taken): (bool, bool, Option<i64>, bool) =
@@ -346,14 +394,18 @@ impl SessionStore for PostgresStore {
                 }
                 (true, true, true) => {}
             }
-            let done = bind_record(sqlx::query(sql::CREATE), new)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if done.rows_affected() == 0 {
-                // Put the old record back: nothing changed.
-                tx.rollback().await.map_err(map_err)?;
-                return Err(StoreError::Collision);
+            // On a refusal (a collision, or a successor that is not current) the rollback puts
+            // the old record back: nothing changed.
+            match insert(&mut *tx, new).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Err(StoreError::Collision);
+                }
+                Err(e) => {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Err(e);
+                }
             }
             tx.commit().await.map_err(map_err)?;
             Ok(RotateOutcome::Rotated)
@@ -377,14 +429,20 @@ impl SessionStore for PostgresStore {
         &self,
         user: &UserId,
         except: Option<&SessionKey>,
+        now: Timestamp,
     ) -> Result<u64, StoreError> {
         self.bounded(async {
+            let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
+            let before = lock_user(&mut tx, user).await?;
             let done = sqlx::query(sql::DELETE_BY_USER)
                 .bind(user.as_str())
                 .bind(except.map(|k| &k.as_bytes()[..]))
-                .execute(&self.inner.pool)
+                .bind(to_db(now))
+                .bind(before)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
             Ok(done.rows_affected())
         })
         .await
@@ -407,14 +465,24 @@ impl SessionStore for PostgresStore {
         .await
     }
 
-    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
+    async fn set_roles_for_user(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         self.bounded(async {
+            let mut tx = self.inner.pool.begin().await.map_err(map_err)?;
+            let before = lock_user(&mut tx, user).await?;
             let done = sqlx::query(sql::SET_ROLES_FOR_USER)
                 .bind(user.as_str())
                 .bind(roles.iter().collect::<Vec<_>>())
-                .execute(&self.inner.pool)
+                .bind(to_db(now))
+                .bind(before)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
             Ok(done.rows_affected())
         })
         .await

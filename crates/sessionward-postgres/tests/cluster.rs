@@ -122,11 +122,11 @@ async fn a_stopped_server_fails_fast_and_a_restart_loses_nothing() {
     must_fail_fast("touch", store.touch(&r.key, t)).await;
     must_fail_fast("rotate", store.rotate(&r.key, Some(0), &fresh, t)).await;
     must_fail_fast("delete", store.delete(&r.key)).await;
-    must_fail_fast("delete_by_user", store.delete_by_user(&user, None)).await;
+    must_fail_fast("delete_by_user", store.delete_by_user(&user, None, t)).await;
     must_fail_fast("list_by_user", store.list_by_user(&user, t)).await;
     must_fail_fast(
         "set_roles_for_user",
-        store.set_roles_for_user(&user, &RoleSet::empty()),
+        store.set_roles_for_user(&user, &RoleSet::empty(), t),
     )
     .await;
     must_fail_fast("delete_by_handle", store.delete_by_handle(&user, &r.handle)).await;
@@ -244,10 +244,13 @@ async fn a_load_costs_exactly_one_statement() {
         "statements for {LOADS} loads: {stmts:#?}"
     );
     assert_eq!(stmts.len(), 1, "{stmts:#?}");
+    // The session by its key and, in the same statement, its user's authorization change.
     assert!(
         stmts[0]
             .0
-            .contains("FROM sessionward_sessions WHERE key = $1")
+            .contains("FROM sessionward_sessions AS s WHERE s.key = $1")
+            && stmts[0].0.contains("sessionward_user_authz"),
+        "{stmts:#?}"
     );
 
     // A miss costs one statement too.
@@ -289,4 +292,33 @@ async fn a_load_costs_exactly_one_statement() {
         assert_eq!(total(&stmts), expected, "{what}: {stmts:#?}");
         eprintln!("{what}: {} statement(s)", total(&stmts));
     }
+
+    // A rotation to a signed-in successor also locks the user's row first (five), and a
+    // per-user change is four (BEGIN, the user row's lock, the change, COMMIT).
+    let signed = record(Some("bob"), t);
+    store.create(&signed).await.expect("create");
+    let successor = record(Some("bob"), t);
+    reset(&admin).await;
+    let out = store
+        .rotate(&signed.key, None, &successor, t)
+        .await
+        .expect("rotate");
+    assert_eq!(out, RotateOutcome::Rotated);
+    assert_eq!(total(&statements(&admin).await), 5);
+    let bob = UserId::from("bob");
+    reset(&admin).await;
+    assert_eq!(
+        store
+            .set_roles_for_user(&bob, &RoleSet::empty(), t)
+            .await
+            .expect("roles"),
+        1
+    );
+    assert_eq!(total(&statements(&admin).await), 4);
+    reset(&admin).await;
+    assert_eq!(
+        store.delete_by_user(&bob, None, t).await.expect("delete"),
+        1
+    );
+    assert_eq!(total(&statements(&admin).await), 4);
 }

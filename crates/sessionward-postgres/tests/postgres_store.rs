@@ -266,7 +266,10 @@ async fn sql_like_input_is_only_ever_data() {
     let odd = RoleSet::from_iter(["{}", "a\"b"]);
     let owner = UserId::from(evil);
     assert_eq!(
-        store.set_roles_for_user(&owner, &odd).await.expect("roles"),
+        store
+            .set_roles_for_user(&owner, &odd, t)
+            .await
+            .expect("roles"),
         1
     );
     let back = store.load(&r.key, t).await.expect("load").expect("live");
@@ -278,7 +281,10 @@ async fn sql_like_input_is_only_ever_data() {
     assert_eq!(back.roles, RoleSet::from_iter(["{}", "a\"b"]));
     let user = UserId::from(evil);
     assert_eq!(store.list_by_user(&user, t).await.expect("list").len(), 1);
-    assert_eq!(store.delete_by_user(&user, None).await.expect("delete"), 1);
+    assert_eq!(
+        store.delete_by_user(&user, None, t).await.expect("delete"),
+        1
+    );
     assert_eq!(store.count().await.expect("the table is still there"), 0);
     db.cleanup().await;
 }

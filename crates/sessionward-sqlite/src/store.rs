@@ -227,10 +227,19 @@ impl Inner {
         if limit == 0 {
             return Ok(0);
         }
+        let batch = i64::try_from(limit).unwrap_or(i64::MAX);
         self.bounded(async {
             let done = sqlx::query(sql::DELETE_EXPIRED)
                 .bind(to_db(now))
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            // Then the users' authorization changes nothing needs any more (at most a batch;
+            // not counted: the answer is about sessions).
+            sqlx::query(sql::FORGET_AUTHZ)
+                .bind(to_db(now - plan::AUTHZ_RETENTION))
+                .bind(batch)
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
@@ -264,6 +273,38 @@ fn bind_record<'q>(
         .bind(expires_at(last_seen, idle, absolute))
         .bind(r.user_agent.as_deref())
         .bind(version_to_db(r.version))
+        .bind(to_db(r.authorized_at))
+        .bind(r.persistent)
+}
+
+/// The stored change time of `user`, read on `executor`.
+async fn changed_at<'c, E>(executor: E, user: &UserId) -> Result<Option<i64>, StoreError>
+where
+    E: sqlx::SqliteExecutor<'c>,
+{
+    sqlx::query_scalar(sql::USER_CHANGED_AT)
+        .bind(user.as_str())
+        .fetch_optional(executor)
+        .await
+        .map_err(map_err)
+}
+
+/// The first steps of a per-user change, inside its `BEGIN IMMEDIATE` transaction: the user's
+/// previous change time (0 if none) and the new one, `max(previous, now)`, recorded.
+async fn record_change(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    user: &UserId,
+    now: Timestamp,
+) -> Result<(i64, i64), StoreError> {
+    let before = changed_at(&mut **tx, user).await?.unwrap_or(0);
+    let changed = before.max(to_db(now));
+    sqlx::query(sql::SET_USER_CHANGED_AT)
+        .bind(user.as_str())
+        .bind(changed)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok((before, changed))
 }
 
 #[async_trait::async_trait]
@@ -274,10 +315,17 @@ impl SessionStore for SqliteStore {
                 .execute(&self.inner.pool)
                 .await
                 .map_err(map_err)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::Collision);
+            if done.rows_affected() > 0 {
+                return Ok(());
             }
-            Ok(())
+            // Refused: say why. A change time only moves forward (and is forgotten only a day
+            // after the change), so one that refused the insert still refuses it now.
+            if let Some(user) = &record.user {
+                if plan::is_stale(record, changed_at(&self.inner.pool, user).await?) {
+                    return Err(StoreError::AuthorizationChanged);
+                }
+            }
+            Err(StoreError::Collision)
         })
         .await
     }
@@ -377,7 +425,7 @@ impl SessionStore for SqliteStore {
                 .begin_with(sql::BEGIN_IMMEDIATE)
                 .await
                 .map_err(map_err)?;
-            let found: Option<(i64, i64)> = sqlx::query_as(sql::ROTATE_READ)
+            let found: Option<(i64, i64, bool)> = sqlx::query_as(sql::ROTATE_READ)
                 .bind(&old.as_bytes()[..])
                 .fetch_optional(&mut *tx)
                 .await
@@ -392,9 +440,15 @@ impl SessionStore for SqliteStore {
                 .await
                 .map_err(map_err)?;
             if take == Take::DropExpired {
-                // Expired: keep the deletion (it was garbage anyway), create nothing.
+                // Expired or not current: keep the deletion (it was garbage), create nothing.
                 tx.commit().await.map_err(map_err)?;
                 return Ok(RotateOutcome::Gone);
+            }
+            if let Some(user) = &new.user {
+                if plan::is_stale(new, changed_at(&mut *tx, user).await?) {
+                    // Dropping `tx` rolls back: the old record is back, nothing changed.
+                    return Err(StoreError::AuthorizationChanged);
+                }
             }
             let done = bind_record(sqlx::query(sql::CREATE), new)
                 .execute(&mut *tx)
@@ -426,14 +480,35 @@ impl SessionStore for SqliteStore {
         &self,
         user: &UserId,
         except: Option<&SessionKey>,
+        now: Timestamp,
     ) -> Result<u64, StoreError> {
         self.bounded(async {
+            // One write transaction: no sign-in of the user can be written between the change
+            // time and the deletion.
+            let mut tx = self
+                .inner
+                .pool
+                .begin_with(sql::BEGIN_IMMEDIATE)
+                .await
+                .map_err(map_err)?;
+            let (before, changed) = record_change(&mut tx, user, now).await?;
             let done = sqlx::query(sql::DELETE_BY_USER)
                 .bind(user.as_str())
                 .bind(except.map(|k| &k.as_bytes()[..]))
-                .execute(&self.inner.pool)
+                .bind(before)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            if let Some(kept) = except {
+                sqlx::query(sql::STAMP_KEPT)
+                    .bind(user.as_str())
+                    .bind(&kept.as_bytes()[..])
+                    .bind(changed)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)?;
             Ok(done.rows_affected())
         })
         .await
@@ -456,14 +531,34 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
+    async fn set_roles_for_user(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         self.bounded(async {
+            let mut tx = self
+                .inner
+                .pool
+                .begin_with(sql::BEGIN_IMMEDIATE)
+                .await
+                .map_err(map_err)?;
+            let (before, changed) = record_change(&mut tx, user, now).await?;
+            sqlx::query(sql::DELETE_STALE_OF_USER)
+                .bind(user.as_str())
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             let done = sqlx::query(sql::SET_ROLES_FOR_USER)
                 .bind(user.as_str())
                 .bind(roles_to_db(roles))
-                .execute(&self.inner.pool)
+                .bind(changed)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
             Ok(done.rows_affected())
         })
         .await
