@@ -34,7 +34,10 @@ fi
 
 # Services the store tests talk to.
 command -v pg_ctlcluster >/dev/null || apt_install postgresql
-command -v redis-server >/dev/null || apt_install redis-server
+# redis-server and redis-cli (the Redis Cluster tests of sessionward-redis start their own
+# six-node cluster and form it with `redis-cli --cluster create`); redis-tools ships redis-cli.
+{ command -v redis-server >/dev/null && command -v redis-cli >/dev/null; } \
+  || apt_install redis-server redis-tools
 command -v mariadbd >/dev/null || apt_install mariadb-server
 # Real browsers and a real reverse proxy for the end-to-end tests (tests/tests/browser.rs,
 # engines.rs, proxy.rs): Chromium + chromedriver, WebKitGTK's WebKitWebDriver under Xvfb,

@@ -62,6 +62,10 @@ pub(crate) fn record_fields(r: &SessionRecord) -> Result<Vec<String>, StoreError
         push("ua", ua.clone());
     }
     push("v", r.version.to_string());
+    push("z", r.authorized_at.unix().to_string());
+    if let Some(p) = r.persistent {
+        push("p", if p { "1" } else { "0" }.to_owned());
+    }
     for (k, v) in &data {
         push(&format!("{DATA_PREFIX}{k}"), v.to_string());
     }
@@ -126,13 +130,14 @@ pub(crate) fn decode(
     }
     text.push('}');
     let data = SessionData::from_json(text).map_err(StoreError::corrupt)?;
+    let created_at = Timestamp::from_unix(int(fields, "c")?);
     Ok(Some(SessionRecord {
         key,
         handle,
         user: fields.get("u").map(UserId::new),
         roles: roles.into_iter().collect(),
         data,
-        created_at: Timestamp::from_unix(int(fields, "c")?),
+        created_at,
         last_seen_at: Timestamp::from_unix(int(fields, "s")?),
         authenticated_at: match fields.get("a") {
             Some(_) => Some(Timestamp::from_unix(int(fields, "a")?)),
@@ -142,6 +147,17 @@ pub(crate) fn decode(
         absolute_expires_at: Timestamp::from_unix(int(fields, "x")?),
         user_agent: fields.get("ua").cloned(),
         version: int(fields, "v")?,
+        // Records written before authorization epochs have no `z`: authorized when created.
+        authorized_at: match fields.get("z") {
+            Some(_) => Timestamp::from_unix(int(fields, "z")?),
+            None => created_at,
+        },
+        persistent: match fields.get("p").map(String::as_str) {
+            None => None,
+            Some("1") => Some(true),
+            Some("0") => Some(false),
+            Some(_) => return Err(corrupt("field `p` is not 0 or 1")),
+        },
     }))
 }
 
@@ -179,6 +195,8 @@ mod tests {
         )
         .expect("object");
         r.version = 7;
+        r.authorized_at = Timestamp::from_unix(1_700_000_100);
+        r.persistent = Some(true);
         r
     }
 
@@ -224,6 +242,26 @@ mod tests {
             .expect("some");
         assert_eq!(back, r);
         assert!(back.data.is_empty());
+    }
+
+    #[test]
+    fn records_from_before_epochs_decode_as_authorized_when_created() {
+        let r = sample();
+        let mut map = to_map(record_fields(&r).expect("fields"));
+        assert_eq!(map.get("p").map(String::as_str), Some("1"));
+        map.remove("z");
+        map.remove("p");
+        let back = decode(r.key, &map).expect("decodes").expect("some");
+        assert_eq!(back.authorized_at, r.created_at);
+        assert_eq!(back.persistent, None);
+        let mut r2 = r;
+        r2.persistent = Some(false);
+        let map = to_map(record_fields(&r2).expect("fields"));
+        let back = decode(r2.key, &map).expect("decodes").expect("some");
+        assert_eq!(back.persistent, Some(false));
+        let mut map = map;
+        map.insert("p".into(), "yes".into());
+        assert!(matches!(decode(r2.key, &map), Err(StoreError::Corrupt(_))));
     }
 
     #[test]

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use sessionward_core::{StoreError, SweepConfig, Sweeper};
 
-use crate::store::{Inner, RedisStore, map_err};
+use crate::store::{Conn, Inner, RedisStore, map_err};
 
 /// How many expired records one sweeper call deletes (it loops until fewer are left).
 const SWEEP_BATCH: usize = 1_000;
@@ -232,6 +234,90 @@ impl RedisStoreBuilder {
     /// # Errors
     /// [`StoreError::Backend`] for an invalid namespace.
     pub fn build_with(self, conn: ConnectionManager) -> Result<RedisStore, StoreError> {
+        self.build_on(Conn::Single(conn))
+    }
+
+    /// Connects to a Redis Cluster through its seed nodes (`redis://host:port` each; one is
+    /// enough, more survive a seed being down) and builds a store in **cluster mode**: the
+    /// cluster key layout of `docs/redis.md`, which spreads sessions over the slots of every
+    /// primary. The client follows `MOVED`/`ASK` redirects, retries `TRYAGAIN`/`CLUSTERDOWN`
+    /// briefly and reconnects by itself; the store's [`timeout`](Self::timeout) still bounds
+    /// every operation.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sessionward_core::StoreError> {
+    /// let store = sessionward_redis::RedisStore::builder()
+    ///     .connect_cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])
+    ///     .await?;
+    /// assert!(store.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for no or malformed URLs, an invalid namespace, or no seed
+    /// node answering; [`StoreError::Timeout`] if the cluster does not answer in time.
+    pub async fn connect_cluster<I, S>(self, seeds: I) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let seeds: Vec<String> = seeds.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        if seeds.is_empty() {
+            return Err(StoreError::backend("no Redis Cluster seed URL given"));
+        }
+        let client = self
+            .cluster_client_builder(seeds)
+            .build()
+            .map_err(map_err)?;
+        self.connect_cluster_client(client).await
+    }
+
+    /// The cluster client [`connect_cluster`](Self::connect_cluster) uses: this builder's
+    /// connect and response timeouts, and short retry waits (5–200 ms, at most 8 retries), so
+    /// that a resharding's `TRYAGAIN` is retried within the operation's deadline.
+    fn cluster_client_builder(&self, seeds: Vec<String>) -> ClusterClientBuilder {
+        ClusterClientBuilder::new(seeds)
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.timeout)
+            .retries(8)
+            .min_retry_wait(5)
+            .max_retry_wait(200)
+            .retry_wait_formula(10, 2)
+    }
+
+    /// Connects with a [`ClusterClient`] you configured (TLS, credentials, retries) and builds
+    /// a store in cluster mode. The cluster is reached before this returns.
+    ///
+    /// # Errors
+    /// As [`connect_cluster`](Self::connect_cluster).
+    pub async fn connect_cluster_client(
+        self,
+        client: ClusterClient,
+    ) -> Result<RedisStore, StoreError> {
+        self.check_namespace()?;
+        let deadline =
+            crate::cluster::connect_deadline(self.connect_timeout, self.reconnect_retries);
+        let conn = match tokio::time::timeout(deadline, client.get_async_connection()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(crate::cluster::map_cluster_err(&e)),
+            Err(_) => {
+                return Err(StoreError::Timeout(Some(Box::new(
+                    crate::ClusterError::Timeout,
+                ))));
+            }
+        };
+        self.build_cluster_with(conn)
+    }
+
+    /// Builds a cluster-mode store on a [`ClusterConnection`] you made.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for an invalid namespace.
+    pub fn build_cluster_with(self, conn: ClusterConnection) -> Result<RedisStore, StoreError> {
+        self.build_on(Conn::Cluster(conn))
+    }
+
+    fn build_on(self, conn: Conn) -> Result<RedisStore, StoreError> {
         self.check_namespace()?;
         let prefix = format!("{{{}}}:", self.namespace);
         let inner = Arc::new(Inner {
@@ -241,6 +327,7 @@ impl RedisStoreBuilder {
             namespace: self.namespace,
             timeout: self.timeout,
             ttl_slack: self.ttl_slack.as_secs(),
+            sweep_cursor: std::sync::atomic::AtomicUsize::new(0),
         });
         let sweeper = Sweeper::start(
             &inner,

@@ -23,9 +23,15 @@
 //!   A background sweeper calls it (every 60 s by default) to trim the indexes.
 //! - **Keys from the SHA-256 key**, never the token; user ids appear in key names only as a
 //!   digest.
-//! - **Cluster-ready.** Every key starts with the hash tag `{namespace}`, so one store's keys
-//!   share a slot and no script is ever `CROSSSLOT`; the layout, and its limits, are in
-//!   `docs/stores.md (RedisStore section)`.
+//! - **Redis Cluster.** [`RedisStore::connect_cluster`] (and
+//!   [`RedisStoreBuilder::connect_cluster`]) build the store in cluster mode, on redis-rs's
+//!   async cluster client (follows `MOVED`/`ASK`, reconnects): records spread over 256 hash
+//!   tags (their key's first byte), each user's index and authorization change time under a
+//!   tag of their own, and the steps that span slots ordered write-then-check so that a
+//!   sign-in racing a demotion or "sign out everywhere" never survives it. A load is still one
+//!   `HGETALL` to one node. Failures are typed ([`ClusterError`]). `docs/redis.md` has the
+//!   design. In single-node mode every key starts with the hash tag `{namespace}`, so one
+//!   store's keys share a slot and every operation is one atomic script.
 //! - **Fails fast.** Connection attempts and responses have timeouts and every operation has a
 //!   deadline ([`timeout`](RedisStoreBuilder::timeout), 2 s by default): a Redis that is down
 //!   or hung gives a [`StoreError`](sessionward_core::StoreError) (which the layer turns into a
@@ -91,11 +97,13 @@
 //! closed either way.
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod codec;
 mod connect;
 mod scripts;
 mod store;
 
+pub use cluster::ClusterError;
 pub use connect::RedisStoreBuilder;
 pub use sessionward_core::{SweepConfig, SweeperStatus};
 pub use store::RedisStore;

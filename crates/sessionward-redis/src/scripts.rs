@@ -5,9 +5,13 @@
 //! - `P` (passed as an argument) is the key prefix `{namespace}:`; every key starts with it, so
 //!   every key of one store hashes to one Redis Cluster slot and scripts may reach the keys they
 //!   derive from a record (the owner's index) without a `CROSSSLOT` error.
-//! - A record is the hash `P s:<key hex>`: meta fields `h u uk r c s a i x ua v` and one field
+//! - A record is the hash `P s:<key hex>`: meta fields `h u uk r c s a i x ua v z p` and one field
 //!   `d:<name>` per data key, holding the value's JSON text.
 //! - The user index is the set `P u:<uk>` of key hexes, `uk` being a digest of the user id.
+//! - The user's authorization change time is the string `P e:<uk>` (unix seconds of the
+//!   caller's clock), written by the per-user scripts and kept (TTL) at least 24 h after the
+//!   change; a signed-in record whose `z` (authorized at) is earlier is refused by create and
+//!   rotate.
 //! - The expiry index is the sorted set `P x`: member `<key hex>` (anonymous) or
 //!   `<key hex>:<uk>`, score = the record's expiry in unix seconds of the caller's clock.
 //! - Expiry is `min(s + i, x)` checked against the `now` the caller passes, never Redis' clock.
@@ -17,7 +21,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Helpers prepended to every script.
-const PRELUDE: &str = r"
+pub(crate) const PRELUDE: &str = r"
 local function expiry(s, i, x)
   local e = s + i
   if x < e then e = x end
@@ -52,6 +56,26 @@ local function json_key_len(k)
   local _, controls = string.gsub(k, '[%z\1-\31]', '')
   local _, short = string.gsub(k, '[\8\9\10\12\13]', '')
   return #k + 2 + quotes + 5 * controls - 4 * short
+end
+local function bump_epoch(key, now, keep)
+  local changed = tonumber(now)
+  local stored = tonumber(redis.call('GET', key) or '')
+  if stored and stored > changed then changed = stored end
+  local t = changed - tonumber(now)
+  if t < 0 then t = 0 end
+  t = t + tonumber(keep)
+  local left = redis.call('TTL', key)
+  if left > t then t = left end
+  redis.call('SET', key, string.format('%d', changed), 'EX', string.format('%d', t))
+  return changed
+end
+local function stale(epoch_key, authorized_at)
+  local e = tonumber(redis.call('GET', epoch_key) or '')
+  return e ~= nil and tonumber(authorized_at) < e
+end
+local function stamp(rec, changed)
+  local z = tonumber(redis.call('HGET', rec, 'z') or redis.call('HGET', rec, 'c') or '0')
+  if not z or z < changed then redis.call('HSET', rec, 'z', string.format('%d', changed)) end
 end
 local function hdel_from(key, args, first, last)
   local i = first
@@ -95,12 +119,14 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     delete_expired: script(DELETE_EXPIRED),
 });
 
-/// KEYS: record, expiry index, [user index].
-/// ARGV: key hex, uk or '', expires_at, ttl, field, value, ...
-/// Returns 1, or 0 if the key exists (nothing written).
+/// KEYS: record, expiry index, [user index, user's change time].
+/// ARGV: key hex, uk or '', expires_at, ttl, authorized_at, field, value, ...
+/// Returns 1, 0 if the key exists, or -2 if the record is signed in and its authorization
+/// predates its user's change time (nothing written either way).
 const CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-hset_from(KEYS[1], ARGV, 5, #ARGV)
+if KEYS[4] and stale(KEYS[4], ARGV[5]) then return -2 end
+hset_from(KEYS[1], ARGV, 6, #ARGV)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], member(ARGV[1], ARGV[2]))
 if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
@@ -193,11 +219,13 @@ redis.call('EXPIRE', KEYS[1], ttl(e, now, tonumber(ARGV[2])))
 return 1
 ";
 
-/// KEYS: old record, new record, expiry index, [new owner's index].
+/// KEYS: old record, new record, expiry index, [new owner's index, new owner's change time].
 /// ARGV: now, P, old hex, new hex, new uk or '', new expires_at, new ttl, expected version of
-/// the old record or '' (any), field, value, ...
+/// the old record or '' (any), new authorized_at, field, value, ...
 /// Returns {1} rotated, {0} old gone (or expired, then deleted), {2, version} old record live
-/// at another version (nothing written), {-1} new key exists (nothing written).
+/// at another version (nothing written), {-1} new key exists (nothing written), {-2} the new
+/// record is signed in and its authorization predates its user's change time (nothing
+/// written).
 const ROTATE: &str = r"
 local f = redis.call('HMGET', KEYS[1], 's', 'i', 'x', 'uk', 'v')
 if not f[1] then return {0} end
@@ -213,8 +241,9 @@ if now >= expiry(tonumber(f[1]), tonumber(f[2]), tonumber(f[3])) then
 end
 if ARGV[8] ~= '' and f[5] ~= ARGV[8] then return {2, f[5]} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
+if KEYS[5] and stale(KEYS[5], ARGV[9]) then return {-2} end
 drop_old()
-hset_from(KEYS[2], ARGV, 9, #ARGV)
+hset_from(KEYS[2], ARGV, 10, #ARGV)
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[6], member(ARGV[4], ARGV[5]))
 if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[4]) end
@@ -230,14 +259,20 @@ if uk then redis.call('SREM', ARGV[1] .. 'u:' .. uk, ARGV[2]) end
 return 1
 ";
 
-/// KEYS: user index, expiry index. ARGV: P, user id, uk, key hex to keep or ''.
-/// Returns how many records were deleted. Drops stale members as it goes.
+/// KEYS: user index, expiry index, user's change time.
+/// ARGV: P, user id, uk, key hex to keep or '', now, how long to keep the change time (s).
+/// Records the change time (the later of the stored one and `now`), deletes every record of
+/// the user but the one kept, which gets `z` = the change time; returns how many records were
+/// deleted. Drops stale members as it goes.
 const DELETE_BY_USER: &str = r"
+local changed = bump_epoch(KEYS[3], ARGV[5], ARGV[6])
 local n = 0
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if m ~= ARGV[4] then
-    local rec = ARGV[1] .. 's:' .. m
-    local u = redis.call('HGET', rec, 'u')
+  local rec = ARGV[1] .. 's:' .. m
+  local u = redis.call('HGET', rec, 'u')
+  if m == ARGV[4] then
+    if u == ARGV[2] then stamp(rec, changed) end
+  else
     if u == ARGV[2] then
       redis.call('DEL', rec)
       n = n + 1
@@ -267,15 +302,19 @@ end
 return out
 ";
 
-/// KEYS: user index, expiry index. ARGV: P, user id, uk, roles JSON.
-/// Returns how many records changed.
+/// KEYS: user index, expiry index, user's change time.
+/// ARGV: P, user id, uk, roles JSON, now, how long to keep the change time (s).
+/// Records the change time (the later of the stored one and `now`) and gives every record of
+/// the user the roles and `z` = the change time; returns how many records changed.
 const SET_ROLES_FOR_USER: &str = r"
+local changed = bump_epoch(KEYS[3], ARGV[5], ARGV[6])
 local n = 0
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local rec = ARGV[1] .. 's:' .. m
   local u = redis.call('HGET', rec, 'u')
   if u == ARGV[2] then
     redis.call('HSET', rec, 'r', ARGV[4])
+    stamp(rec, changed)
     redis.call('HINCRBY', rec, 'v', 1)
     n = n + 1
   elseif not u then

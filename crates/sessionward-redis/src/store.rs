@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 use redis::{RedisResult, Value};
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
@@ -24,13 +25,13 @@ pub(crate) fn map_err(e: redis::RedisError) -> StoreError {
     }
 }
 
-fn unexpected(what: &str, v: &Value) -> StoreError {
+pub(crate) fn unexpected(what: &str, v: &Value) -> StoreError {
     StoreError::backend(format!(
         "unexpected reply from a RedisStore script ({what}): {v:?}"
     ))
 }
 
-fn int_of(v: &Value) -> Option<i64> {
+pub(crate) fn int_of(v: &Value) -> Option<i64> {
     match v {
         Value::Int(n) => Some(*n),
         Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
@@ -39,7 +40,7 @@ fn int_of(v: &Value) -> Option<i64> {
     }
 }
 
-fn string_of(v: Value) -> Option<String> {
+pub(crate) fn string_of(v: Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b).ok(),
         Value::SimpleString(s) => Some(s),
@@ -48,7 +49,7 @@ fn string_of(v: Value) -> Option<String> {
 }
 
 /// The fields of a flat `HGETALL` reply.
-fn fields_of(v: Value) -> Option<HashMap<String, String>> {
+pub(crate) fn fields_of(v: Value) -> Option<HashMap<String, String>> {
     let Value::Array(items) = v else { return None };
     let mut map = HashMap::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
@@ -58,14 +59,28 @@ fn fields_of(v: Value) -> Option<HashMap<String, String>> {
     Some(map)
 }
 
+/// How long a user's authorization change time is remembered after the change: the 24 hours
+/// of the store contract (far longer than any request, so no sign-in decided before the change
+/// can still reach the store after it is forgotten).
+pub(crate) const EPOCH_RETENTION_SECS: u64 = 24 * 60 * 60;
+
 /// The seconds a Redis TTL should last for a record expiring at `expires_at`, seen at `now`.
-fn ttl_secs(expires_at: Timestamp, now: Timestamp, slack: u64) -> u64 {
+pub(crate) fn ttl_secs(expires_at: Timestamp, now: Timestamp, slack: u64) -> u64 {
     let left = u64::try_from(expires_at.unix().saturating_sub(now.unix())).unwrap_or(0);
     left.saturating_add(slack).clamp(1, 1_000_000_000)
 }
 
+/// The connection: one node, or a Redis Cluster.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    /// One Redis (or a cluster's primary, addressed directly): the single-node key layout.
+    Single(ConnectionManager),
+    /// A Redis Cluster: the cluster key layout (`docs/redis.md`).
+    Cluster(ClusterConnection),
+}
+
 pub(crate) struct Inner {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     /// `{namespace}:`, the start of every key.
     pub(crate) prefix: String,
     /// The expiry index.
@@ -73,23 +88,112 @@ pub(crate) struct Inner {
     pub(crate) namespace: String,
     pub(crate) timeout: Duration,
     pub(crate) ttl_slack: u64,
+    /// Cluster mode: the bucket where the next `delete_expired` starts.
+    pub(crate) sweep_cursor: std::sync::atomic::AtomicUsize,
 }
 
 impl Inner {
-    fn record_key(&self, key: &SessionKey) -> String {
-        format!("{}s:{}", self.prefix, key.to_hex())
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
     }
 
-    fn user_key(&self, digest: &str) -> String {
-        format!("{}u:{digest}", self.prefix)
+    /// The record's key: `{ns}:s:<hex>` on one node, `{ns:<bucket>}:s:<hex>` on a cluster.
+    pub(crate) fn record_key(&self, key: &SessionKey) -> String {
+        let hex = key.to_hex();
+        if self.is_cluster() {
+            format!(
+                "{}s:{hex}",
+                crate::cluster::bucket_prefix(&self.namespace, &hex)
+            )
+        } else {
+            format!("{}s:{hex}", self.prefix)
+        }
+    }
+
+    /// The expiry index that files the record under `key`: one per store on one node, one per
+    /// bucket (in the record's slot) on a cluster.
+    pub(crate) fn expiry_key_of(&self, key: &SessionKey) -> String {
+        if self.is_cluster() {
+            let hex = key.to_hex();
+            format!("{}x", crate::cluster::bucket_prefix(&self.namespace, &hex))
+        } else {
+            self.expiry_key.clone()
+        }
+    }
+
+    /// The user's index: `{ns}:u:<digest>`, or `{ns:u:<digest>}:u` on a cluster.
+    pub(crate) fn user_key(&self, digest: &str) -> String {
+        if self.is_cluster() {
+            format!("{{{}:u:{digest}}}:u", self.namespace)
+        } else {
+            format!("{}u:{digest}", self.prefix)
+        }
+    }
+
+    /// The user's authorization change time: `{ns}:e:<digest>`, or `{ns:u:<digest>}:e` on a
+    /// cluster (the slot of the user's index).
+    pub(crate) fn epoch_key(&self, digest: &str) -> String {
+        if self.is_cluster() {
+            format!("{{{}:u:{digest}}}:e", self.namespace)
+        } else {
+            format!("{}e:{digest}", self.prefix)
+        }
+    }
+
+    /// How long (seconds) a user's change time is kept past the change: the contract's 24 h,
+    /// plus the TTL slack that covers clock skew between app servers.
+    pub(crate) fn epoch_keep(&self) -> u64 {
+        EPOCH_RETENTION_SECS.saturating_add(self.ttl_slack)
     }
 
     /// Runs one request under the store's deadline.
-    async fn run<T>(&self, fut: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+    pub(crate) async fn run<T>(
+        &self,
+        fut: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        let cluster = matches!(self.conn, Conn::Cluster(_));
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if cluster => Err(crate::cluster::map_cluster_err(&e)),
             Ok(Err(e)) => Err(map_err(e)),
+            Err(_) if cluster => Err(StoreError::Timeout(Some(Box::new(
+                crate::ClusterError::Timeout,
+            )))),
             Err(elapsed) => Err(StoreError::Timeout(Some(Box::new(elapsed)))),
+        }
+    }
+
+    /// Runs one script (`EVALSHA`, loading it on `NOSCRIPT`) under the deadline.
+    pub(crate) async fn script<T: redis::FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        match &self.conn {
+            Conn::Single(c) => {
+                let mut c = c.clone();
+                self.run(inv.invoke_async(&mut c)).await
+            }
+            Conn::Cluster(c) => {
+                let mut c = c.clone();
+                self.run(inv.invoke_async(&mut c)).await
+            }
+        }
+    }
+
+    /// Runs one command under the deadline.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        match &self.conn {
+            Conn::Single(c) => {
+                let mut c = c.clone();
+                self.run(cmd.query_async(&mut c)).await
+            }
+            Conn::Cluster(c) => {
+                let mut c = c.clone();
+                self.run(cmd.query_async(&mut c)).await
+            }
         }
     }
 
@@ -101,13 +205,15 @@ impl Inner {
         if limit == 0 {
             return Ok(0);
         }
+        if self.is_cluster() {
+            return crate::cluster::delete_expired(self, now, limit).await;
+        }
         let mut inv = SCRIPTS.delete_expired.prepare_invoke();
         inv.key(&self.expiry_key)
             .arg(&self.prefix)
             .arg(now.unix())
             .arg(u64::try_from(limit).unwrap_or(u64::MAX));
-        let mut conn = self.conn.clone();
-        let n: i64 = self.run(inv.invoke_async(&mut conn)).await?;
+        let n: i64 = self.script(&inv).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -158,6 +264,26 @@ impl RedisStore {
         &self.inner.namespace
     }
 
+    /// Whether the store runs in cluster mode (built by
+    /// [`connect_cluster`](RedisStoreBuilder::connect_cluster) and its kin).
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        self.inner.is_cluster()
+    }
+
+    /// Connects to a Redis Cluster through its seed nodes with the default settings (cluster
+    /// mode: see [`RedisStoreBuilder::connect_cluster`]).
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect_cluster`].
+    pub async fn connect_cluster<I, S>(seeds: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::builder().connect_cluster(seeds).await
+    }
+
     /// The state of the background sweeper.
     #[must_use]
     pub fn sweeper(&self) -> SweeperStatus {
@@ -168,6 +294,9 @@ impl RedisStore {
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::create(&self.inner, record).await;
+        }
         let inner = &self.inner;
         let fields = codec::record_fields(record)?;
         let digest = record.user.as_ref().map(codec::user_digest);
@@ -176,19 +305,19 @@ impl SessionStore for RedisStore {
         inv.key(inner.record_key(&record.key))
             .key(&inner.expiry_key);
         if let Some(d) = &digest {
-            inv.key(inner.user_key(d));
+            inv.key(inner.user_key(d)).key(inner.epoch_key(d));
         }
         inv.arg(record.key.to_hex())
             .arg(digest.as_deref().unwrap_or(""))
             .arg(expires_at.unix())
             .arg(ttl_secs(expires_at, record.last_seen_at, inner.ttl_slack))
+            .arg(record.authorized_at.unix())
             .arg(fields);
-        let mut conn = inner.conn.clone();
-        let created: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
-        if created == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Collision)
+        let created: i64 = inner.script(&inv).await?;
+        match created {
+            1 => Ok(()),
+            -2 => Err(StoreError::AuthorizationChanged),
+            _ => Err(StoreError::Collision),
         }
     }
 
@@ -198,9 +327,8 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let inner = &self.inner;
-        let mut conn = inner.conn.clone();
         let cmd = redis::cmd("HGETALL").arg(inner.record_key(key)).to_owned();
-        let fields: HashMap<String, String> = inner.run(cmd.query_async(&mut conn)).await?;
+        let fields: HashMap<String, String> = inner.query(&cmd).await?;
         Ok(codec::decode(*key, &fields)?.filter(|r| r.is_live(now)))
     }
 
@@ -220,7 +348,7 @@ impl SessionStore for RedisStore {
         let limit = changes.data_limit.filter(|_| !data.is_empty());
         let mut inv = SCRIPTS.save.prepare_invoke();
         inv.key(inner.record_key(key))
-            .key(&inner.expiry_key)
+            .key(inner.expiry_key_of(key))
             .arg(now.unix())
             .arg(expected_version.map_or_else(String::new, |v| v.to_string()))
             .arg(flag(changes.is_structural() && expected_version.is_some()))
@@ -242,8 +370,7 @@ impl SessionStore for RedisStore {
         for k in &data.remove {
             inv.arg(format!("{DATA_PREFIX}{k}"));
         }
-        let mut conn = inner.conn.clone();
-        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let reply: Value = inner.script(&inv).await?;
         let Value::Array(items) = &reply else {
             return Err(unexpected("save", &reply));
         };
@@ -275,12 +402,11 @@ impl SessionStore for RedisStore {
         let inner = &self.inner;
         let mut inv = SCRIPTS.touch.prepare_invoke();
         inv.key(inner.record_key(key))
-            .key(&inner.expiry_key)
+            .key(inner.expiry_key_of(key))
             .arg(now.unix())
             .arg(inner.ttl_slack)
             .arg(key.to_hex());
-        let mut conn = inner.conn.clone();
-        let touched: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let touched: i64 = inner.script(&inv).await?;
         Ok(touched == 1)
     }
 
@@ -291,6 +417,9 @@ impl SessionStore for RedisStore {
         new: &SessionRecord,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::rotate(&self.inner, old, expected_version, new, now).await;
+        }
         let inner = &self.inner;
         let fields = codec::record_fields(new)?;
         let digest = new.user.as_ref().map(codec::user_digest);
@@ -300,7 +429,7 @@ impl SessionStore for RedisStore {
             .key(inner.record_key(&new.key))
             .key(&inner.expiry_key);
         if let Some(d) = &digest {
-            inv.key(inner.user_key(d));
+            inv.key(inner.user_key(d)).key(inner.epoch_key(d));
         }
         inv.arg(now.unix())
             .arg(&inner.prefix)
@@ -310,9 +439,9 @@ impl SessionStore for RedisStore {
             .arg(expires_at.unix())
             .arg(ttl_secs(expires_at, now, inner.ttl_slack))
             .arg(expected_version.map_or_else(String::new, |v| v.to_string()))
+            .arg(new.authorized_at.unix())
             .arg(fields);
-        let mut conn = inner.conn.clone();
-        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let reply: Value = inner.script(&inv).await?;
         let Value::Array(items) = &reply else {
             return Err(unexpected("rotate", &reply));
         };
@@ -327,19 +456,22 @@ impl SessionStore for RedisStore {
                     .ok_or_else(|| unexpected("rotate", &reply))?,
             }),
             Some(-1) => Err(StoreError::Collision),
+            Some(-2) => Err(StoreError::AuthorizationChanged),
             _ => Err(unexpected("rotate", &reply)),
         }
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::delete(&self.inner, key).await;
+        }
         let inner = &self.inner;
         let mut inv = SCRIPTS.delete.prepare_invoke();
         inv.key(inner.record_key(key))
             .key(&inner.expiry_key)
             .arg(&inner.prefix)
             .arg(key.to_hex());
-        let mut conn = inner.conn.clone();
-        let deleted: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let deleted: i64 = inner.script(&inv).await?;
         Ok(deleted == 1)
     }
 
@@ -347,18 +479,24 @@ impl SessionStore for RedisStore {
         &self,
         user: &UserId,
         except: Option<&SessionKey>,
+        now: Timestamp,
     ) -> Result<u64, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::delete_by_user(&self.inner, user, except, now).await;
+        }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.delete_by_user.prepare_invoke();
         inv.key(inner.user_key(&digest))
             .key(&inner.expiry_key)
+            .key(inner.epoch_key(&digest))
             .arg(&inner.prefix)
             .arg(user.as_str())
             .arg(&digest)
-            .arg(except.map_or_else(String::new, SessionKey::to_hex));
-        let mut conn = inner.conn.clone();
-        let n: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+            .arg(except.map_or_else(String::new, SessionKey::to_hex))
+            .arg(now.unix())
+            .arg(inner.epoch_keep());
+        let n: i64 = inner.script(&inv).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -367,6 +505,9 @@ impl SessionStore for RedisStore {
         user: &UserId,
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::list_by_user(&self.inner, user, now).await;
+        }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.list_by_user.prepare_invoke();
@@ -374,8 +515,7 @@ impl SessionStore for RedisStore {
             .key(&inner.expiry_key)
             .arg(&inner.prefix)
             .arg(&digest);
-        let mut conn = inner.conn.clone();
-        let reply: Value = inner.run(inv.invoke_async(&mut conn)).await?;
+        let reply: Value = inner.script(&inv).await?;
         let Value::Array(items) = reply else {
             return Err(unexpected("list_by_user", &reply));
         };
@@ -399,18 +539,28 @@ impl SessionStore for RedisStore {
         Ok(out)
     }
 
-    async fn set_roles_for_user(&self, user: &UserId, roles: &RoleSet) -> Result<u64, StoreError> {
+    async fn set_roles_for_user(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::set_roles_for_user(&self.inner, user, roles, now).await;
+        }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.set_roles_for_user.prepare_invoke();
         inv.key(inner.user_key(&digest))
             .key(&inner.expiry_key)
+            .key(inner.epoch_key(&digest))
             .arg(&inner.prefix)
             .arg(user.as_str())
             .arg(&digest)
-            .arg(codec::roles_json(roles));
-        let mut conn = inner.conn.clone();
-        let n: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+            .arg(codec::roles_json(roles))
+            .arg(now.unix())
+            .arg(inner.epoch_keep());
+        let n: i64 = inner.script(&inv).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -419,6 +569,9 @@ impl SessionStore for RedisStore {
         user: &UserId,
         handle: &SessionHandle,
     ) -> Result<bool, StoreError> {
+        if self.inner.is_cluster() {
+            return crate::cluster::delete_by_handle(&self.inner, user, handle).await;
+        }
         let inner = &self.inner;
         let digest = codec::user_digest(user);
         let mut inv = SCRIPTS.delete_by_handle.prepare_invoke();
@@ -428,8 +581,7 @@ impl SessionStore for RedisStore {
             .arg(user.as_str())
             .arg(&digest)
             .arg(handle.to_string());
-        let mut conn = inner.conn.clone();
-        let deleted: i64 = inner.run(inv.invoke_async(&mut conn)).await?;
+        let deleted: i64 = inner.script(&inv).await?;
         Ok(deleted == 1)
     }
 

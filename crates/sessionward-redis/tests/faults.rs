@@ -68,7 +68,7 @@ async fn all_fail_fast(store: &RedisStore, live: &SessionRecord, phase: &str) ->
     check!("touch", store.touch(&live.key, t));
     check!("rotate", store.rotate(&live.key, None, &record(t), t));
     check!("delete", store.delete(&live.key));
-    check!("delete_by_user", store.delete_by_user(&user, None));
+    check!("delete_by_user", store.delete_by_user(&user, None, t));
     check!("list_by_user", store.list_by_user(&user, t));
     check!("delete_expired", store.delete_expired(t, 10));
     errors

@@ -486,3 +486,64 @@ async fn the_data_limit_measures_the_json_text_the_record_loads_as() {
         SaveOutcome::Saved { version: 6 }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_time_is_one_key_of_the_user_kept_a_day_and_loads_stay_one_command() {
+    let Some(server) = RedisServer::start("the_change_time_is_one_key") else {
+        return;
+    };
+    let store = own_store(&server, "epoch").await;
+    let t = SystemClock.now();
+    let user = UserId::from("erin");
+    let r = record(Some("erin"), t);
+    store.create(&r).await.expect("create");
+    assert_eq!(
+        store
+            .set_roles_for_user(&user, &sessionward_core::RoleSet::empty(), t)
+            .await
+            .expect("set roles"),
+        1
+    );
+    let mut conn = redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<String> = conn.keys("{epoch}:e:*").await.expect("keys");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(!keys[0].contains("erin"), "{keys:?}");
+    let stored: i64 = conn.get(&keys[0]).await.expect("get");
+    assert_eq!(stored, t.unix());
+    // Kept 24 h past the change plus the default 60 s slack.
+    let ttl: i64 = conn.ttl(&keys[0]).await.expect("ttl");
+    assert!((86_400..=86_460).contains(&ttl), "ttl {ttl}");
+    // A change from a server whose clock is behind keeps the later time and the longer TTL.
+    store
+        .delete_by_user(&user, Some(&r.key), t - Duration::from_secs(3600))
+        .await
+        .expect("delete_by_user");
+    let stored: i64 = conn.get(&keys[0]).await.expect("get");
+    assert_eq!(stored, t.unix());
+    let ttl: i64 = conn.ttl(&keys[0]).await.expect("ttl");
+    assert!(ttl >= 86_390, "ttl {ttl}");
+    // The spared session is current and stamped; loading it is still one HGETALL.
+    let before = command_calls(&server.raw("INFO commandstats"));
+    let back = store.load(&r.key, t).await.expect("load").expect("live");
+    let d = delta(&before, &command_calls(&server.raw("INFO commandstats")));
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d.get("hgetall"), Some(&1), "{d:?}");
+    assert!(back.authorized_at >= t);
+    assert!(back.roles.is_empty());
+    // A sign-in decided before the change is refused, and leaves nothing behind.
+    let mut late = record(Some("erin"), t - Duration::from_secs(1));
+    late.authorized_at = t - Duration::from_secs(1);
+    assert!(matches!(
+        store.create(&late).await,
+        Err(StoreError::AuthorizationChanged)
+    ));
+    let exists: bool = conn
+        .exists(format!("{{epoch}}:s:{}", late.key.to_hex()))
+        .await
+        .expect("exists");
+    assert!(!exists);
+}

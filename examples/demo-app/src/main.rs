@@ -7,8 +7,8 @@
 //! a real certificate (PEM files).
 //!
 //! `--store postgres --database-url URL` (or `DATABASE_URL`), `--store mysql --database-url
-//! mysql://...` and `--store redis --redis-url URL` (or `REDIS_URL`) share sessions between
-//! instances; `--store sqlite --database-url sqlite://PATH` keeps them in a file across restarts; `--idle-timeout SECS` and
+//! mysql://...`, `--store redis --redis-url URL` (or `REDIS_URL`) and `--store redis-cluster
+//! --redis-url URL[,URL...]` (a Redis Cluster's seed nodes) share sessions between instances; `--store sqlite --database-url sqlite://PATH` keeps them in a file across restarts; `--idle-timeout SECS` and
 //! `--absolute-timeout SECS` override the library's defaults (30 minutes, 12 hours).
 //! `LOG_FORMAT=json` switches the logs to JSON lines; `RUST_LOG` filters them.
 //!
@@ -68,6 +68,7 @@ enum StoreKind {
     Mysql,
     Sqlite,
     Redis,
+    RedisCluster,
 }
 
 /// sessionward demo app.
@@ -104,7 +105,8 @@ struct Args {
     /// `--store sqlite` (sqlite://PATH, a file created if missing, or sqlite::memory:).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Redis URL, for `--store redis`.
+    /// Redis URL, for `--store redis`; for `--store redis-cluster`, the seed nodes' URLs
+    /// separated by commas (`redis://host:port[,redis://host:port...]`).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// Idle timeout in seconds (default: the library's, 30 minutes).
@@ -226,6 +228,14 @@ async fn open_store(args: &Args) -> Result<Arc<dyn SessionStore>, BoxError> {
                 .as_deref()
                 .ok_or("--store redis needs --redis-url or REDIS_URL")?;
             redis_store(url).await?
+        }
+        StoreKind::RedisCluster => {
+            let urls = args
+                .redis_url
+                .as_deref()
+                .ok_or("--store redis-cluster needs --redis-url URL[,URL...] or REDIS_URL")?;
+            let seeds = urls.split(',').map(str::trim).filter(|u| !u.is_empty());
+            Arc::new(sessionward_redis::RedisStore::connect_cluster(seeds).await?)
         }
     })
 }

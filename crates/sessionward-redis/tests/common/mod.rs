@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
+
 /// A unique suffix for names (namespaces, temp dirs) of this run.
 pub fn unique(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -167,7 +169,7 @@ fn ping(port: u16) -> bool {
 }
 
 /// Sends an inline command and reads the whole reply (bounded by a 2 s read timeout).
-fn raw_command(port: u16, command: &str) -> std::io::Result<String> {
+pub fn raw_command(port: u16, command: &str) -> std::io::Result<String> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     s.set_read_timeout(Some(Duration::from_millis(300)))?;
