@@ -359,14 +359,21 @@ impl Client {
     ///
     /// # Panics
     /// If sign-in fails.
+    ///
+    /// A sign-in that starts within the layer's authorization clock margin (1 s) after a
+    /// change of the user's authorization (sessions ended, roles or password changed) is
+    /// refused with 409 `authorization_changed` by design, and a client signs in again: so
+    /// does this, for at most 3 s.
     pub async fn login(&self, user: &str) -> String {
-        let r = self
-            .post(
-                "/api/login",
-                Auth::None,
-                serde_json::json!({ "username": user, "password": format!("{user}-password") }),
-            )
-            .await;
+        let body = serde_json::json!({ "username": user, "password": format!("{user}-password") });
+        let mut r = self.post("/api/login", Auth::None, body.clone()).await;
+        for _ in 0..12 {
+            if r.status != StatusCode::CONFLICT {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            r = self.post("/api/login", Auth::None, body.clone()).await;
+        }
         assert_eq!(r.status, StatusCode::OK, "login {user}: {}", r.text);
         r.session_cookie().expect("login sets the session cookie")
     }
