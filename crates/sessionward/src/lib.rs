@@ -97,6 +97,12 @@
 #![doc = include_str!("../docs/architecture.md")]
 #![forbid(unsafe_code)]
 
+/// The README's quick start and `docs/migrating.md`'s worked examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc = include_str!("../docs/migrating.md")]
+mod readme_and_migration_guide {}
+
 mod admin;
 mod auth;
 mod body;
