@@ -359,6 +359,11 @@ impl Client {
     ///
     /// # Panics
     /// If sign-in fails.
+    ///
+    /// A sign-in that starts within the layer's authorization clock margin (1 s) after a
+    /// change of the user's authorization (sessions ended, roles or password changed) is
+    /// refused with 409 `authorization_changed` by design, and a client signs in again: so
+    /// does this, for at most 3 s.
     pub async fn login(&self, user: &str) -> String {
         let body = serde_json::json!({ "username": user, "password": format!("{user}-password") });
         let mut r = self.post("/api/login", Auth::None, body.clone()).await;

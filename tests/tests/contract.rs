@@ -1,6 +1,9 @@
 //! Every line of the demo-app's HTTP contract, driven over HTTP against the binary, on the
 //! memory, PostgreSQL, MySQL/MariaDB, SQLite and Redis stores.
 
+#[path = "contract/accounts.rs"]
+mod accounts;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sessionward_e2e::{Auth, Client, DemoApp, service_url};
@@ -559,6 +562,10 @@ async fn contract(app: &DemoApp) {
     prefs(&c).await;
     cross_site(&c).await;
     html(&c).await;
+    accounts::account_redirect(&c).await;
+    accounts::api_challenges(&c).await;
+    accounts::remember_me(&c).await;
+    accounts::password_change(&c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod conversions;
 mod error;
 mod record;
 pub mod row_plan;

@@ -102,12 +102,12 @@ impl Sessions {
     ///
     /// # Errors
     /// [`SessionError::Store`].
-    pub async fn set_roles<R: AsRef<str>>(
+    pub async fn set_roles(
         &self,
         user: &UserId,
-        roles: impl IntoIterator<Item = R>,
+        roles: impl Into<RoleSet>,
     ) -> Result<u64, SessionError> {
-        let roles: RoleSet = roles.into_iter().collect();
+        let roles: RoleSet = roles.into();
         let now = self.shared.config.clock.now();
         let n = self
             .shared

@@ -120,6 +120,9 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for RequireAuth {
 /// Extracts a signed-in user whose session holds the role `R`: 401 if not signed in, 403
 /// without the role, 503 if the store fails.
 ///
+/// `Option<RequireRole<R>>` is `None` when not signed in or without the role (and still 503
+/// on a store failure).
+///
 /// ```no_run
 /// use sessionward::{RequireRole, role};
 ///
@@ -183,6 +186,9 @@ impl<R: Role, S: Send + Sync> FromRequestParts<S> for RequireRole<R> {
 /// sensitive operations (change email or password, delete the account). Otherwise 401 with
 /// the error code `reauthentication_required`, which tells the client to ask for the
 /// credentials again; 401 `unauthenticated` if not signed in at all (SEC-25).
+///
+/// `Option<RequireFreshAuth>` is `None` when not signed in or signed in too long ago (and
+/// still 503 on a store failure).
 ///
 /// ```no_run
 /// use sessionward::RequireFreshAuth;

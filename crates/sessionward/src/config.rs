@@ -147,6 +147,14 @@ pub enum ConfigError {
     /// The event rate limit is zero (use `None` for no limit).
     #[error("the event rate limit must be at least one line a minute (None: no limit)")]
     ZeroEventRateLimit,
+    /// The sign-in page is not a same-origin path without query or fragment (see
+    /// [`safe_next`](crate::safe_next)).
+    #[error("invalid sign-in page {0:?}: write a path such as /login")]
+    InvalidSignInPath(String),
+    /// The name of the sign-in page's `next` parameter is not 1 to 64 letters, digits, `-`
+    /// or `_`.
+    #[error("invalid next parameter name {0:?}: use letters, digits, - and _")]
+    InvalidNextParameter(String),
 }
 
 /// The layer's settings. Build one with [`SessionConfig::builder`]; the defaults are the
@@ -180,6 +188,7 @@ pub struct SessionConfig {
     pub(crate) no_store_when_signed_in: bool,
     pub(crate) bind_user_agent: bool,
     pub(crate) cross_origin: Option<crate::guard::CrossOriginGuard>,
+    pub(crate) sign_in: Option<crate::sign_in::SignInPage>,
     pub(crate) clock: SharedClock,
     pub(crate) cookie: CookieStrings,
     pub(crate) client_addrs: ClientAddrSource,
@@ -274,6 +283,8 @@ pub struct SessionConfigBuilder {
     bind_user_agent: bool,
     cross_origin: Option<crate::guard::CrossOriginGuard>,
     public_origins: Vec<String>,
+    sign_in_page: Option<String>,
+    next_parameter: String,
     clock: SharedClock,
     trusted_proxies: Option<(Vec<IpRange>, usize)>,
     forwarded_header: ForwardedHeader,
@@ -304,6 +315,8 @@ impl Default for SessionConfigBuilder {
             bind_user_agent: false,
             cross_origin: Some(crate::guard::CrossOriginGuard::new()),
             public_origins: Vec::new(),
+            sign_in_page: None,
+            next_parameter: "next".to_owned(),
             clock: Arc::new(SystemClock),
             trusted_proxies: None,
             forwarded_header: ForwardedHeader::XForwardedFor,
@@ -537,6 +550,40 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The sign-in page, for the answer to a request that needs a session and has none
+    /// ([`RequireAuth`](crate::RequireAuth), [`RequireRole`](crate::RequireRole),
+    /// [`RequireFreshAuth`](crate::RequireFreshAuth), [`require_auth`](crate::require_auth),
+    /// [`require_role`](crate::require_role)):
+    ///
+    /// | request | answer |
+    /// | --- | --- |
+    /// | browser navigation (`Sec-Fetch-Mode: navigate` or `Accept: text/html`) | 303 to `path?next=<where it was going>` (`next` only for `GET`/`HEAD`, and only if [`safe_next`](crate::safe_next) accepts it) |
+    /// | htmx (`HX-Request: true`) | 401 with `HX-Redirect: path?next=<the page, from HX-Current-URL>` |
+    /// | anything else | 401 as without a sign-in page |
+    ///
+    /// Every 401 carries `WWW-Authenticate` (`Bearer` with the bearer transport, `Cookie
+    /// form-action="path"` with the cookie), with or without a sign-in page. A signed-in user
+    /// without the role gets 403 and is never redirected, and the sign-in page itself is
+    /// never redirected to itself. Default: none (every client gets the 401).
+    ///
+    /// ```
+    /// use sessionward::{ConfigError, SessionConfig};
+    /// assert!(SessionConfig::builder().sign_in_page("/login").build().is_ok());
+    /// let c = SessionConfig::builder().sign_in_page("//evil.example").build();
+    /// assert!(matches!(c, Err(ConfigError::InvalidSignInPath(_))));
+    /// ```
+    pub fn sign_in_page(mut self, path: impl Into<String>) -> Self {
+        self.sign_in_page = Some(path.into());
+        self
+    }
+
+    /// The name of the sign-in page's query parameter that says where to go after signing
+    /// in. Default: `next`.
+    pub fn next_parameter(mut self, name: impl Into<String>) -> Self {
+        self.next_parameter = name.into();
+        self
+    }
+
     /// The clock. Default: the system clock; tests pass a
     /// [`TestClock`](sessionward_core::TestClock).
     pub fn clock(mut self, clock: SharedClock) -> Self {
@@ -731,6 +778,10 @@ impl SessionConfigBuilder {
         if self.event_rate_limit == Some(0) {
             return Err(ConfigError::ZeroEventRateLimit);
         }
+        let sign_in = match self.sign_in_page {
+            Some(path) => Some(crate::sign_in::SignInPage::new(path, self.next_parameter)?),
+            None => None,
+        };
         if self.insecure_acknowledged {
             tracing::warn!(
                 target: "sessionward",
@@ -760,6 +811,7 @@ impl SessionConfigBuilder {
             bind_user_agent: self.bind_user_agent,
             cross_origin,
             events: Arc::new(EventLimiter::new(self.event_rate_limit, self.clock.clone())),
+            sign_in,
             clock: self.clock,
             cookie,
             client_addrs,

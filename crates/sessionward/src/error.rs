@@ -16,14 +16,19 @@ Perhaps you forgot to add `SessionLayer` to your router or service stack (`.laye
 or this route sits outside it?";
 
 /// A JSON error response; never cached.
-pub(crate) fn json_response<B: From<&'static str>>(
+/// A body type that cannot hold the text gets an empty body and no `Content-Type`.
+pub(crate) fn json_response<B: Default + 'static>(
     status: StatusCode,
     body: &'static str,
 ) -> Response<B> {
-    let mut res = Response::new(B::from(body));
+    let text = crate::body::text(body);
+    let has_text = text.is_some();
+    let mut res = Response::new(text.unwrap_or_default());
     *res.status_mut() = status;
     let h = res.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if has_text {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
@@ -106,8 +111,15 @@ impl SessionError {
     }
 
     /// This error as a response with any body type (the layer uses it too).
-    pub(crate) fn response<B: From<&'static str>>(&self) -> Response<B> {
-        json_response(self.status(), self.body())
+    pub(crate) fn response<B: Default + 'static>(&self) -> Response<B> {
+        let mut res = json_response(self.status(), self.body());
+        if matches!(self, Self::NotSignedIn) {
+            // Answered for the kind of client, like the extractors' 401 (SEC-42).
+            res.extensions_mut().insert(crate::sign_in::NeedsSignIn(
+                crate::rejection::AuthRejection::Unauthenticated,
+            ));
+        }
+        res
     }
 }
 

@@ -102,12 +102,20 @@
 #![doc = include_str!("../docs/architecture.md")]
 #![forbid(unsafe_code)]
 
+/// The README's quick start and `docs/migrating.md`'s worked examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc = include_str!("../docs/migrating.md")]
+mod readme_and_migration_guide {}
+
 mod admin;
 mod auth;
+mod body;
 mod bounded;
 mod client;
 mod config;
 mod cookie;
+mod current_user;
 mod error;
 mod event_limit;
 mod events;
@@ -115,6 +123,7 @@ pub mod future;
 mod guard;
 mod info;
 mod macros;
+mod optional;
 mod presented;
 mod rejection;
 mod require;
@@ -122,6 +131,7 @@ mod session;
 mod session_layer;
 mod shared;
 mod throttle;
+mod sign_in;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
@@ -131,6 +141,7 @@ pub use client::{
 pub use config::{
     ConfigError, MAX_CLOCK_MARGIN, Preset, SameSite, SessionConfig, SessionConfigBuilder, Transport,
 };
+pub use current_user::{CurrentUser, CurrentUserRejection, LoadUser};
 pub use error::SessionError;
 pub use guard::{CrossOriginGuard, CrossOriginGuardService, GuardFuture};
 pub use info::SessionInfo;
@@ -141,10 +152,11 @@ pub use require::{
 pub use session::Session;
 pub use session_layer::{SessionLayer, SessionService};
 pub use throttle::GuessThrottle;
+pub use sign_in::safe_next;
 
 pub use sessionward_core::{
-    Clock, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError, SystemClock, TestClock,
-    Timestamp, UserId,
+    Clock, DataError, RngError, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError,
+    SweeperStatus, SystemClock, TestClock, Timestamp, UserId,
 };
 // The embedded store (feature `memory`, on by default).
 #[cfg(feature = "memory")]

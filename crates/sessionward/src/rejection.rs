@@ -75,19 +75,26 @@ impl AuthRejection {
     }
 
     /// The response, for any body type (used by the route layer too).
-    pub(crate) fn to_response<B: From<&'static str>>(self) -> Response<B> {
-        match self {
+    /// A 401 is marked, so that the session layer answers it for the kind of client
+    /// (a redirect to the sign-in page, `HX-Redirect`, `WWW-Authenticate`; SEC-42).
+    pub(crate) fn to_response<B: Default + 'static>(self) -> Response<B> {
+        let mut res = match self {
             Self::Unauthenticated => json_response(self.status(), UNAUTHENTICATED),
             Self::Forbidden => json_response(self.status(), FORBIDDEN),
             Self::ReauthenticationRequired => json_response(self.status(), REAUTHENTICATE),
             Self::StoreUnavailable => json_response(self.status(), UNAVAILABLE),
             Self::MissingSessionLayer => {
                 tracing::error!(target: "sessionward", "{MISSING_LAYER}");
-                let mut res = Response::new(B::from(MISSING_LAYER));
+                let mut res = Response::new(crate::body::text(MISSING_LAYER).unwrap_or_default());
                 *res.status_mut() = self.status();
                 res
             }
+        };
+        if self.status() == StatusCode::UNAUTHORIZED {
+            res.extensions_mut()
+                .insert(crate::sign_in::NeedsSignIn(self));
         }
+        res
     }
 }
 

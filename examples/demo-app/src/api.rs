@@ -61,6 +61,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/cart", post(add_to_cart).get(cart))
         .route("/prefs", get(prefs))
         .route("/prefs/{key}", put(put_pref))
+        .route("/password", post(password))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found") })
 }
 
@@ -68,6 +69,11 @@ pub(crate) fn routes() -> Router<AppState> {
 pub(crate) struct Credentials {
     pub(crate) username: String,
     pub(crate) password: String,
+    /// "Remember me": a persistent cookie (Max-Age = the session's remaining lifetime)
+    /// instead of a browser-session cookie. Absent: as the session was (a step-up sign-in
+    /// keeps the choice), else a browser-session cookie.
+    #[serde(default)]
+    pub(crate) remember: Option<bool>,
 }
 
 /// What a sign-in attempt came to.
@@ -119,8 +125,89 @@ pub(crate) async fn sign_in(
     };
     state.throttle.succeeded(user, client);
     session.login(user, &roles).await?;
+    if let Some(remember) = creds.remember {
+        session.remember(remember).await?;
+    }
     tracing::info!(event = "login.succeeded", %client, user = %user, "signed in");
     Ok(SignIn::Ok(roles))
+}
+
+/// A password change: the current password and the new one.
+#[derive(Deserialize)]
+pub(crate) struct PasswordChange {
+    pub(crate) current: String,
+    pub(crate) new: String,
+}
+
+/// What a password change came to.
+#[derive(Debug)]
+pub(crate) enum PasswordChanged {
+    /// Changed; this many other sessions of the user ended.
+    Ok(u64),
+    /// The current password is wrong: 403, nothing changed.
+    WrongCurrent,
+    /// The new password is shorter than 8 or longer than 1024 bytes: 400.
+    InvalidNew,
+    /// Too many wrong attempts: 429.
+    Throttled(Duration),
+    /// Every hashing permit is taken: 503.
+    Busy,
+}
+
+/// Changes the signed-in user's password after checking the current one (throttled like a
+/// sign-in: a stolen session cannot guess it quickly), then ends every other session of the
+/// user (SEC-27); this one stays.
+pub(crate) async fn change_password(
+    state: &AppState,
+    auth: &RequireAuth,
+    change: &PasswordChange,
+    ClientAddr(client): ClientAddr,
+) -> Result<PasswordChanged, SessionError> {
+    let user = auth.user.as_str();
+    if change.new.len() < 8 || change.new.len() > 1024 || change.current.len() > 1024 {
+        return Ok(PasswordChanged::InvalidNew);
+    }
+    if let Some(wait) = state.throttle.check(user, client, Instant::now()) {
+        return Ok(PasswordChanged::Throttled(wait));
+    }
+    let Ok(verified) = state.users.verify(user, &change.current).await else {
+        return Ok(PasswordChanged::Busy);
+    };
+    if verified.is_none() {
+        state.throttle.failed(user, client, Instant::now());
+        tracing::info!(event = "password.refused", %client, user = %user, "wrong current password");
+        return Ok(PasswordChanged::WrongCurrent);
+    }
+    match state.users.set_password(user, &change.new).await {
+        Ok(true) => {}
+        Ok(false) => return Err(SessionError::NotSignedIn),
+        Err(_) => return Ok(PasswordChanged::Busy),
+    }
+    let ended = auth.session.credential_changed().await?;
+    tracing::info!(event = "password.changed", user = %user, other_sessions_ended = ended, "password changed");
+    Ok(PasswordChanged::Ok(ended))
+}
+
+async fn password(
+    State(state): State<AppState>,
+    auth: RequireAuth,
+    client: ClientAddr,
+    JsonBody(change): JsonBody<PasswordChange>,
+) -> Result<Response, SessionError> {
+    Ok(
+        match change_password(&state, &auth, &change, client).await? {
+            PasswordChanged::Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            PasswordChanged::WrongCurrent => error(StatusCode::FORBIDDEN, "wrong_password"),
+            PasswordChanged::InvalidNew => error(StatusCode::BAD_REQUEST, "invalid_new_password"),
+            PasswordChanged::Throttled(wait) => with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+                retry_after_secs(wait),
+            ),
+            PasswordChanged::Busy => {
+                with_retry_after(error(StatusCode::SERVICE_UNAVAILABLE, "busy"), 1)
+            }
+        },
+    )
 }
 
 /// Whole seconds to wait, rounded up, at least 1.

@@ -4,12 +4,12 @@
 use std::fmt::Write as _;
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use sessionward::{AuthRejection, RequireAuth, Session, SessionError, Sessions};
+use sessionward::{AuthRejection, RequireAuth, Session, SessionError, Sessions, safe_next};
 
 use crate::AppState;
 use crate::api::{
@@ -19,7 +19,7 @@ use crate::api::{
 use crate::client::ClientAddr;
 
 /// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -34,7 +34,7 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         r#"<!doctype html>
 <html lang="en">
@@ -68,7 +68,13 @@ button {{ padding: .4rem .8rem; margin: .5rem .3rem .5rem 0; cursor: pointer; }}
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/login", post(login))
+        .route("/login", get(login_page).post(login))
+        .route("/account", get(crate::account::account_page))
+        .route(
+            "/account/password",
+            post(crate::account::change_password_form),
+        )
+        .route("/assets/hx.js", get(crate::account::hx_script))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
         .route("/sessions/{id}/end", post(end_session))
@@ -76,9 +82,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/users/{username}/roles", post(admin_set_roles))
 }
 
-fn sign_in_form(error: Option<&str>) -> String {
+/// The sign-in form; `next` (already [`safe_next`]-checked) is where it goes after success.
+pub(crate) fn sign_in_form(error: Option<&str>, next: Option<&str>) -> String {
     let error = error.map_or_else(String::new, |e| {
         format!(r#"<p class="error" id="error">{}</p>"#, esc(e))
+    });
+    let next = next.map_or_else(String::new, |n| {
+        format!(r#"<input type="hidden" name="next" value="{}">"#, esc(n))
     });
     format!(
         r#"<h1>Sign in</h1>
@@ -88,6 +98,8 @@ fn sign_in_form(error: Option<&str>) -> String {
 <input type="text" id="username" name="username" autocomplete="username" required maxlength="64">
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required maxlength="1024">
+<label><input type="checkbox" id="remember" name="remember" value="on"> Remember me on this device</label>
+{next}
 <div><button type="submit" id="sign-in">Sign in</button></div>
 </form>
 <p class="muted">Demo users: alice / alice-password, bob / bob-password, admin / admin-password.</p>"#
@@ -96,7 +108,7 @@ fn sign_in_form(error: Option<&str>) -> String {
 
 async fn home(auth: Option<RequireAuth>) -> Result<Response, SessionError> {
     let Some(auth) = auth else {
-        return Ok(page("Sign in", &sign_in_form(None)).into_response());
+        return Ok(page("Sign in", &sign_in_form(None, None)).into_response());
     };
     let sessions = auth.session.list_sessions().await?;
     let mut rows = String::new();
@@ -130,6 +142,7 @@ async fn home(auth: Option<RequireAuth>) -> Result<Response, SessionError> {
         r#"<h1 id="welcome">Signed in as <span id="username">{user}</span></h1>
 <p>Roles: {roles}</p>
 {admin_link}
+<p><a href="/account" id="account-link">Account: change your password</a></p>
 <h2>Your sessions</h2>
 <table id="sessions"><thead><tr><th>Created</th><th>Last seen</th><th>Device</th><th></th><th></th></tr></thead>
 <tbody>{rows}</tbody></table>
@@ -176,17 +189,49 @@ fn with_retry(res: Response, retry: Option<u64>) -> Response {
     }
 }
 
+/// The sign-in form's fields.
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    /// The "remember me" checkbox: present when ticked.
+    remember: Option<String>,
+    /// Where to go after signing in; only a same-origin path is followed.
+    next: Option<String>,
+}
+
+/// `GET /login?next=..`: the sign-in form (where the session layer sends signed-out browsers);
+/// a signed-in user goes straight on to `next`.
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(auth: Option<RequireAuth>, Query(q): Query<NextQuery>) -> Response {
+    let next = q.next.as_deref().and_then(safe_next);
+    if auth.is_some() {
+        return Redirect::to(next.unwrap_or("/")).into_response();
+    }
+    page("Sign in", &sign_in_form(None, next)).into_response()
+}
+
 async fn login(
     State(state): State<AppState>,
     session: Session,
     client: ClientAddr,
-    Form(creds): Form<Credentials>,
+    Form(form): Form<LoginForm>,
 ) -> Result<Response, SessionError> {
+    let creds = Credentials {
+        username: form.username,
+        password: form.password,
+        remember: Some(form.remember.is_some()),
+    };
+    let next = form.next.as_deref().and_then(safe_next);
     let outcome = sign_in(&state, &session, &creds, client).await?;
     let Some((status, message, retry)) = refused(&outcome) else {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(Redirect::to(next.unwrap_or("/")).into_response());
     };
-    let res = (status, page("Sign in", &sign_in_form(Some(&message)))).into_response();
+    let res = (status, page("Sign in", &sign_in_form(Some(&message), next))).into_response();
     Ok(with_retry(res, retry))
 }
 
@@ -265,6 +310,7 @@ async fn step_up(
     let creds = Credentials {
         username: auth.user.as_str().to_owned(),
         password,
+        remember: None,
     };
     let outcome = sign_in(state, &auth.session, &creds, client).await?;
     if let Some((status, message, retry)) = refused(&outcome) {

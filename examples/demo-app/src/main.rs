@@ -16,6 +16,7 @@
 //! password hashing and the fresh-sign-in window are flags with production-minded defaults:
 //! see `--help`, [`server`], [`throttle`] and [`users`].
 
+mod account;
 mod api;
 mod client;
 mod html;
@@ -258,6 +259,9 @@ async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, BoxError> {
 fn session_config(args: &Args, clock: SharedClock) -> Result<SessionConfig, BoxError> {
     let mut b = SessionConfig::builder()
         .transport(Transport::CookieAndBearer)
+        // Signed-out browsers are sent to the sign-in form and back (`next`); htmx requests
+        // get `HX-Redirect` to it; API clients a 401 with `WWW-Authenticate`.
+        .sign_in_page("/login")
         .clock(clock);
     if let Some(s) = args.anonymous_idle_timeout {
         b = b.anonymous_idle_timeout(Duration::from_secs(s));
@@ -290,7 +294,7 @@ async fn security_headers(mut res: Response) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(

@@ -105,6 +105,34 @@ impl Users {
         Ok(if ok { roles } else { None })
     }
 
+    /// Replaces the password of `username` (hashed on a blocking thread, under a hashing
+    /// permit); `Ok(false)` for an unknown user, [`Busy`] at once if no permit is free.
+    pub(crate) async fn set_password(&self, username: &str, password: &str) -> Result<bool, Busy> {
+        let permit = Arc::clone(&self.hashing)
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
+        let password = password.to_owned();
+        let hashed = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash(&password)
+        })
+        .await;
+        let Ok(Ok(hashed)) = hashed else {
+            return Err(Busy);
+        };
+        let mut users = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(match users.get_mut(username) {
+            Some(u) => {
+                u.hash = hashed;
+                true
+            }
+            None => false,
+        })
+    }
+
     /// Every user and their roles.
     pub(crate) fn list(&self) -> Vec<(String, Vec<String>)> {
         let users = self

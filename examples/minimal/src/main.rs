@@ -34,7 +34,7 @@ async fn login(session: Session, Json(c): Json<Credentials>) -> Result<StatusCod
     let Some(roles) = verify(&c) else {
         return Ok(StatusCode::UNAUTHORIZED);
     };
-    session.login(c.username, roles.iter()).await?; // a new session ID, the old one is dead
+    session.login(c.username, roles).await?; // a new session ID, the old one is dead
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -36,7 +36,7 @@ impl<S> CrossOriginGuardService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CrossOriginGuardService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<&'static str>,
+    ResBody: Default + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;

@@ -86,7 +86,7 @@ impl<S: Service<Req>, Req> fmt::Debug for RequireRoleFuture<S, Req> {
 impl<S, Req, B> Future for RequireRoleFuture<S, Req>
 where
     S: Service<Req, Response = Response<B>>,
-    B: From<&'static str>,
+    B: Default + 'static,
 {
     type Output = Result<Response<B>, S::Error>;
 

@@ -27,7 +27,7 @@ impl<S> RequireRoleService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireRoleService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    ResBody: From<&'static str>,
+    ResBody: Default + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;

@@ -10,10 +10,6 @@ use super::state::{Intent, Lifetime, Pending};
 use crate::error::SessionError;
 use crate::info::SessionInfo;
 
-fn roles_of<R: AsRef<str>>(roles: impl IntoIterator<Item = R>) -> RoleSet {
-    roles.into_iter().collect()
-}
-
 impl Session {
     /// The signed-in user, or `None` for an anonymous session or none.
     ///
@@ -54,6 +50,20 @@ impl Session {
 
     /// Signs `user` in with `roles`, after the application verified their credentials.
     ///
+    /// `user` is anything that converts into a [`UserId`]: text (`"alice"`, a `String`), an
+    /// integer (`42_i64`), or [`UserId::display`] of a UUID. `roles` is an array (`[]`,
+    /// `["user"]`), a `Vec` or slice of strings, or a [`RoleSet`]; an iterator is
+    /// `.collect::<RoleSet>()` first.
+    ///
+    /// ```no_run
+    /// # async fn f(session: sessionward::Session) -> Result<(), sessionward::SessionError> {
+    /// session.login("alice", []).await?; // no roles
+    /// session.login(42_i64, ["user"]).await?;
+    /// let roles: Vec<String> = vec!["user".into(), "admin".into()];
+    /// session.login("root", &roles).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// The session gets a new ID (the old one is dead once the response goes out) and keeps
     /// its data, unless it belonged to another user; the absolute timeout starts again, since
     /// the user just proved who they are (SEC-18).
@@ -61,10 +71,10 @@ impl Session {
     /// # Errors
     /// [`SessionError::Store`] if the store failed, [`SessionError::Rng`] if no ID could be
     /// drawn.
-    pub async fn login<R: AsRef<str>>(
+    pub async fn login(
         &self,
         user: impl Into<UserId>,
-        roles: impl IntoIterator<Item = R>,
+        roles: impl Into<RoleSet>,
     ) -> Result<(), SessionError> {
         let user = user.into();
         self.ensure_loaded().await?;
@@ -82,7 +92,7 @@ impl Session {
         let discard_old = other_user || state.pending.intent.discards_loaded();
         state.pending.intent = Intent::SignIn {
             user,
-            roles: roles_of(roles),
+            roles: roles.into(),
             discard_old,
         };
         state.pending.new_token = Some(fresh);
@@ -96,13 +106,10 @@ impl Session {
     ///
     /// # Errors
     /// [`SessionError::NotSignedIn`] without a signed-in user.
-    pub async fn set_roles<R: AsRef<str>>(
-        &self,
-        roles: impl IntoIterator<Item = R>,
-    ) -> Result<(), SessionError> {
+    pub async fn set_roles(&self, roles: impl Into<RoleSet>) -> Result<(), SessionError> {
         self.ensure_loaded().await?;
         let mut state = self.state();
-        let roles = roles_of(roles);
+        let roles = roles.into();
         match &mut state.pending.intent {
             Intent::SignIn { roles: r, .. } | Intent::PrivilegeChange(r) => *r = roles,
             Intent::None | Intent::SignOut => {
@@ -143,6 +150,46 @@ impl Session {
         Ok(())
     }
 
+    /// Chooses whether this session's cookie outlives the browser: `true` for "remember me" (a
+    /// persistent cookie whose `Max-Age` is the session's remaining absolute lifetime, issued
+    /// again with the remaining lifetime at every rotation), `false` for a browser-session
+    /// cookie with no `Max-Age` or `Expires`, whatever the layer's
+    /// [`persistent_cookies`](crate::SessionConfigBuilder::persistent_cookies) default says.
+    /// The record keeps the choice, so it holds on every server and across rotations.
+    ///
+    /// Call it in the request that calls [`login`](Self::login) (before or after it). On a
+    /// session signed in earlier, changing the choice rotates the ID (the new cookie carries
+    /// the new choice); on a session that is not signed in and does not sign in in this
+    /// request, it has no effect. Remembering does not lengthen the session: give it a longer
+    /// lifetime with [`set_lifetime`](Self::set_lifetime).
+    ///
+    /// ```no_run
+    /// # async fn f(session: sessionward::Session, remember_me: bool) -> Result<(), sessionward::SessionError> {
+    /// session.login("alice", ["user"]).await?;
+    /// session.remember(remember_me).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] if the store failed, [`SessionError::Rng`] if a rotation needed
+    /// an ID and none could be drawn.
+    pub async fn remember(&self, on: bool) -> Result<(), SessionError> {
+        self.ensure_loaded().await?;
+        let config_default = self.config().persistent;
+        let mut state = self.state();
+        state.pending.persistent = Some(on);
+        if matches!(state.pending.intent, Intent::None)
+            && let Some(record) = state.loaded.live()
+            && record.user.is_some()
+            && record.persistent.unwrap_or(config_default) != on
+        {
+            let roles = record.roles.clone();
+            state.draw_token()?;
+            state.pending.intent = Intent::PrivilegeChange(roles);
+        }
+        Ok(())
+    }
+
     /// Ends the session: the record is deleted before the response goes out, and the cookie
     /// is cleared with the attributes that set it (SEC-26).
     pub fn logout(&self) {
@@ -156,11 +203,36 @@ impl Session {
         };
     }
 
-    /// Ends every other session of the signed-in user, now (for example after a password
-    /// change, SEC-27), and refuses every sign-in of the user still in flight elsewhere
-    /// (SEC-16: the store records the change, and a sign-in that started before it is
-    /// answered 409 `authorization_changed`). This session stays signed in. Returns how many
-    /// ended.
+    /// Tells the store that the signed-in user's credentials changed (a new password, a
+    /// revoked passkey, a reset): every other session of the user ends, atomically, and this
+    /// one stays signed in, with its ID (SEC-27). Returns how many ended. Call it after the new
+    /// credential is stored.
+    ///
+    /// It is built on the store's authorization epochs (SEC-16), not on a stored credential
+    /// fingerprint: the store records the change time in the same atomic operation as the
+    /// deletion, and refuses any sign-in whose request started before it (409
+    /// `authorization_changed`). A sign-in that verified the old password while the change was
+    /// being made therefore cannot leave a session behind, on any server and with any store,
+    /// and nothing of the credential is kept in session records.
+    ///
+    /// ```no_run
+    /// # async fn f(session: sessionward::Session) -> Result<(), sessionward::SessionError> {
+    /// // ... verify the current password, store the new hash ...
+    /// let ended = session.credential_changed().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::NotSignedIn`] without a signed-in user; [`SessionError::Store`].
+    pub async fn credential_changed(&self) -> Result<u64, SessionError> {
+        self.logout_other_sessions().await
+    }
+
+    /// Ends every other session of the signed-in user, now, and refuses every sign-in of the
+    /// user still in flight elsewhere (SEC-16: the store records the change, and a sign-in that
+    /// started before it is answered 409 `authorization_changed`). This session stays signed
+    /// in. Returns how many ended. After a credential change, say so with
+    /// [`credential_changed`](Self::credential_changed), which does this.
     ///
     /// # Errors
     /// [`SessionError::NotSignedIn`] without a signed-in user; [`SessionError::Store`].

@@ -10,6 +10,7 @@ use sessionward_core::{
 
 use super::plan::{
     Action, Issued, NewSession, OnConflict, OnGone, Plan, RotateFrom, Rotation, anonymous_record,
+    persistent,
 };
 use crate::config::SessionConfig;
 use crate::error::SessionError;
@@ -34,12 +35,13 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     /// The token of the new session `record` goes out; in the cookie if `cookie`.
-    fn issue(token: SessionToken, record: &SessionRecord, cookie: bool) -> Self {
+    fn issue(token: SessionToken, record: &SessionRecord, cookie: bool, persistent: bool) -> Self {
         Self {
             issued: Some(Issued {
                 token,
                 absolute_expires_at: record.absolute_expires_at,
                 cookie,
+                persistent,
             }),
             ..Self::default()
         }
@@ -229,7 +231,8 @@ async fn rotate_or_create(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome,
         cx.store.create(&record).await?;
     }
     events::issued(cx.events, &record.key, rotated, reason.as_str());
-    Ok(Outcome::issue(token, &record, deliver_cookie))
+    let persistent = persistent(&record, cx.config);
+    Ok(Outcome::issue(token, &record, deliver_cookie, persistent))
 }
 
 /// Stores a new session holding `changes`, and says to issue its token.
@@ -243,7 +246,8 @@ async fn create(
     record.data = record.data.apply(changes, Some(cx.config.max_data_bytes))?;
     cx.store.create(&record).await?;
     events::created(cx.events, &record.key);
-    Ok(Outcome::issue(token, &record, deliver_cookie))
+    let persistent = persistent(&record, cx.config);
+    Ok(Outcome::issue(token, &record, deliver_cookie, persistent))
 }
 
 /// The version a save expects.

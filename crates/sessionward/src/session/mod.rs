@@ -184,7 +184,7 @@ impl Session {
     /// replaces the response with a 503).
     pub(crate) fn finish<B>(self, mut res: Response<B>) -> Finish<B>
     where
-        B: From<&'static str> + Send + 'static,
+        B: Default + Send + 'static,
     {
         let now = self.now();
         let plan = {

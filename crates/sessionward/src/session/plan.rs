@@ -143,6 +143,14 @@ pub(crate) struct Issued {
     pub(crate) absolute_expires_at: Timestamp,
     /// Whether the cookie carries it (not when the handler took it for a bearer client).
     pub(crate) cookie: bool,
+    /// Whether the cookie outlives the browser (`Max-Age` = the remaining absolute lifetime).
+    pub(crate) persistent: bool,
+}
+
+/// Whether `record`'s cookie is persistent: its own choice ("remember me"), else the layer's
+/// default.
+pub(crate) fn persistent(record: &SessionRecord, config: &SessionConfig) -> bool {
+    record.persistent.unwrap_or(config.persistent)
 }
 
 /// Decides what the request writes. See the table in `docs/architecture.md`.
@@ -184,6 +192,7 @@ fn action(
         changes,
         lifetime,
         new_token,
+        persistent,
         ..
     } = pending;
 
@@ -216,6 +225,10 @@ fn action(
                     record.created_at = old.created_at;
                     record.persistent = old.persistent;
                 }
+                // Browser-session or remembered, as this sign-in chose (`remember()`).
+                if persistent.is_some() {
+                    record.persistent = persistent;
+                }
                 if let Some(lt) = lifetime {
                     // A sign-in may set any lifetime: the user just proved who they are.
                     own_lifetime(&mut record, now, lt);
@@ -243,7 +256,8 @@ fn action(
             record.roles = roles;
             // New roles: decided by this request (SEC-16).
             record.authorized_at = request.authorized_at;
-            record.persistent = old.persistent;
+            // "Remember me" survives the rotation, unless this request chose again.
+            record.persistent = persistent.or(old.persistent);
             // The same session, with a new ID: it keeps its public handle.
             record.handle = old.handle;
             record.authenticated_at = old.authenticated_at;
@@ -345,10 +359,9 @@ fn save(
         }
         // Re-issue a persistent cookie whose lifetime changed; never turn a bearer token
         // into a cookie.
-        let reissue = lifetime.is_some()
-            && config.persistent
-            && config.transport.cookie()
-            && presented.via_cookie();
+        let remembered = persistent(old, config);
+        let reissue =
+            lifetime.is_some() && remembered && config.transport.cookie() && presented.via_cookie();
         let absolute_expires_at = changes
             .absolute_expires_at
             .unwrap_or(now + config.absolute_timeout);
@@ -359,6 +372,7 @@ fn save(
                 token: token.clone(),
                 absolute_expires_at,
                 cookie: true,
+                persistent: remembered,
             }),
             changes: Box::new(changes),
             on_gone: OnGone::Drop {

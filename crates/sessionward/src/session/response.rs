@@ -31,7 +31,8 @@ pub(crate) fn apply<B>(
             cookie.push_str(&strings.prefix);
             cookie.push_str(&token);
             cookie.push_str(&strings.attributes);
-            if config.persistent {
+            // Persistent per session ("remember me"), or by the layer's default.
+            if issued.persistent {
                 let secs = issued.absolute_expires_at.saturating_since(now).as_secs();
                 let _ = write!(cookie, "; Max-Age={secs}");
             }

@@ -89,6 +89,8 @@ pub(crate) struct Pending {
     pub(crate) new_token: Option<(SessionToken, SessionHandle)>,
     /// The handler took the new token to hand it out itself: set no cookie.
     pub(crate) token_taken: bool,
+    /// `remember()`: the persistence of the record this request creates or rotates to.
+    pub(crate) persistent: Option<bool>,
 }
 
 impl Pending {

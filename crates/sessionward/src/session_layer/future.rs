@@ -9,6 +9,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use crate::session::{Finish, Session};
+use crate::sign_in::Client;
 
 pin_project! {
     /// The response future of [`SessionService`](crate::SessionService).
@@ -32,6 +33,7 @@ pin_project! {
             #[pin]
             future: F,
             session: Option<Session>,
+            client: Client,
         },
         Finishing {
             future: Pin<Box<dyn Future<Output = Response<B>> + Send>>,
@@ -52,11 +54,12 @@ impl<F, B> ResponseFuture<F, B> {
         }
     }
 
-    pub(crate) fn new(future: F, session: Session) -> Self {
+    pub(crate) fn new(future: F, session: Session, client: Client) -> Self {
         Self {
             state: State::Inner {
                 future,
                 session: Some(session),
+                client,
             },
         }
     }
@@ -71,7 +74,7 @@ impl<F, B> fmt::Debug for ResponseFuture<F, B> {
 impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: From<&'static str> + Send + 'static,
+    B: Default + Send + 'static,
 {
     type Output = Result<Response<B>, E>;
 
@@ -79,11 +82,17 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Inner { future, session } => {
+                StateProj::Inner {
+                    future,
+                    session,
+                    client,
+                } => {
                     let res = ready!(future.poll(cx))?;
                     let Some(session) = session.take() else {
                         return Poll::Ready(Ok(res));
                     };
+                    // A 401 of the extractors or route layers, answered for the kind of client.
+                    let res = crate::sign_in::answer(res, client, &session.shared().config);
                     match session.finish(res) {
                         Finish::Done(res) => return Poll::Ready(Ok(res)),
                         Finish::Pending(future) => {

@@ -14,6 +14,7 @@ use crate::events;
 use crate::presented;
 use crate::session::Session;
 use crate::shared::Shared;
+use crate::sign_in::Client;
 
 /// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner service.
 ///
@@ -44,7 +45,7 @@ impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    ResBody: From<&'static str> + Send + 'static,
+    ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -89,6 +90,7 @@ where
         if let Some(c) = client {
             req.extensions_mut().insert(c);
         }
+        let kind = Client::of(req.method(), req.uri(), req.headers(), config);
         let user_agent = req.headers().get(USER_AGENT).cloned();
         let session = Session::new(self.shared.clone(), presented, user_agent, client);
         req.extensions_mut().insert(session.clone());
@@ -96,6 +98,6 @@ where
         // fresh clone behind for the next request (the rule in tower-service's docs).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(inner.call(req), session)
+        ResponseFuture::new(inner.call(req), session, kind)
     }
 }
