@@ -130,8 +130,8 @@ mod require;
 mod session;
 mod session_layer;
 mod shared;
-mod throttle;
 mod sign_in;
+mod throttle;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
@@ -151,8 +151,8 @@ pub use require::{
 };
 pub use session::Session;
 pub use session_layer::{SessionLayer, SessionService};
-pub use throttle::GuessThrottle;
 pub use sign_in::safe_next;
+pub use throttle::GuessThrottle;
 
 pub use sessionward_core::{
     Clock, DataError, RngError, RoleSet, SessionHandle, SessionStore, SharedClock, StoreError,

@@ -311,7 +311,7 @@ pub(crate) fn count_failure(
 }
 
 /// The 429 of a blocked client: the usual JSON error body, `Retry-After`, never cached.
-pub(crate) fn too_many<B: From<&'static str>>(retry_after: u64) -> Response<B> {
+pub(crate) fn too_many<B: Default + 'static>(retry_after: u64) -> Response<B> {
     let mut res = crate::error::json_response(StatusCode::TOO_MANY_REQUESTS, TOO_MANY);
     res.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry_after));
