@@ -43,8 +43,15 @@ async fn a_sign_in_within_the_margin_of_a_change_is_refused() {
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.body, r#"{"error":"authorization_changed"}"#);
     assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
+    // It says when a new sign-in will be accepted: the margin (1 s) and one second more.
+    assert_eq!(
+        r.headers
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|v| v.as_bytes()),
+        Some(&b"2"[..])
+    );
     assert_eq!(app.get("/me", Some(&before)).await.body, "alice user");
-    // Past the margin, a sign-in is accepted.
+    // After that, a sign-in is accepted.
     app.advance(2);
     let fresh = app.login("alice", "user").await;
     assert_eq!(app.get("/me", Some(&fresh)).await.body, "alice user");
