@@ -1,14 +1,18 @@
 //! sessionward's benchmark harness: the same handlers served by bare axum, sessionward and
-//! tower-sessions (memory and PostgreSQL stores), loaded by `wrk` from the other core, in
-//! interleaved repetitions; and memory per session at 1,000,000 sessions.
+//! tower-sessions (memory, PostgreSQL, SQLite, MySQL and Redis stores; bare routes and the
+//! demo app's stack), loaded by `wrk` from the other core, in interleaved repetitions; and
+//! memory per session at 1,000,000 sessions.
 //!
 //! Run with: `cargo run --release -p sessionward-bench -- run` (see `docs/performance.md`).
 //!
 //! Subcommands:
-//! - `run [--duration S] [--reps N] [--connections N] [--sessions N] [--workloads a,b]
-//!   [--variants a,b] [--database-url URL] [--memory N]`: the whole comparison; prints a
-//!   markdown table.
-//! - `serve --variant V --port P [--database-url URL]`: one server (the harness starts these).
+//! - `run [--duration S] [--warmup S] [--reps N] [--connections N] [--sessions N]
+//!   [--workloads a,b] [--variants a,b] [--database-url URL] [--mysql-url URL]
+//!   [--redis-url URL] [--memory N]`: the whole comparison; prints a markdown table. Every
+//!   server and `wrk` run is a child process that stops by itself or is killed when its run
+//!   ends; everything listens on loopback.
+//! - `serve --variant V --port P [--shape bare|app] [--database-url URL]`: one server (the
+//!   harness starts these; URL is the variant's PostgreSQL, SQLite, MySQL or Redis URL).
 //! - `memory --impl sessionward|tower-sessions --count N`: resident memory of N sessions.
 
 use sessionward_bench::servers;
@@ -28,8 +32,44 @@ use tokio::process::{Child, Command};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const VARIANTS: [&str; 5] = ["bare", "sw-mem", "ts-mem", "sw-pg", "ts-pg"];
-const WORKLOADS: [&str; 4] = ["read", "write", "login", "plain"];
+const VARIANTS: [&str; 11] = [
+    "bare",
+    "sw-mem",
+    "ts-mem",
+    "sw-pg",
+    "ts-pg",
+    "sw-sqlite",
+    "ts-sqlite",
+    "sw-mysql",
+    "ts-mysql",
+    "sw-redis",
+    "ts-redis",
+];
+const WORKLOADS: [&str; 6] = ["read", "write", "login", "plain", "app-read", "app-write"];
+
+/// The `User-Agent` every request of a run carries, sign-in included (sessionward records the
+/// sign-in's; a request with another one would be a different client).
+const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) sessionward-bench/1";
+
+/// What one workload sends: method, path, and whether it is the app-shaped stack.
+struct Request {
+    method: &'static str,
+    path: &'static str,
+    app: bool,
+}
+
+fn request_of(workload: &str) -> Request {
+    let (method, path, app) = match workload {
+        "read" => ("GET", "/read", false),
+        "write" => ("POST", "/write", false),
+        "login" => ("POST", "/login", false),
+        "app-read" => ("GET", "/api/me", true),
+        "app-write" => ("PUT", "/api/prefs/theme", true),
+        "app-login" => ("POST", "/api/login", true),
+        _ => ("GET", "/plain", false),
+    };
+    Request { method, path, app }
+}
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -68,29 +108,56 @@ fn main() -> Result<(), BoxError> {
     }
 }
 
+/// The store family of a variant: `mem`, `pg`, `sqlite`, `mysql`, `redis` (`bare` for bare).
+fn family(variant: &str) -> &str {
+    variant.rsplit('-').next().unwrap_or(variant)
+}
+
+/// The environment variable naming the server a family needs, if any.
+fn url_var(family: &str) -> Option<&'static str> {
+    match family {
+        "pg" => Some("DATABASE_URL"),
+        "mysql" => Some("MYSQL_URL"),
+        "redis" => Some("REDIS_URL"),
+        _ => None,
+    }
+}
+
 /// Serves one variant on one thread (the harness pins the process to one core).
 fn serve(args: &[String]) -> Result<(), BoxError> {
     let variant = arg(args, "--variant").ok_or("--variant")?;
     let port: u16 = num(args, "--port", 0);
-    let db = arg(args, "--database-url").or_else(|| std::env::var("DATABASE_URL").ok());
+    let shape = match arg(args, "--shape").as_deref() {
+        None | Some("bare") => servers::Shape::Bare,
+        Some("app") => servers::Shape::App,
+        Some(other) => return Err(format!("unknown shape {other}").into()),
+    };
+    let url = arg(args, "--database-url")
+        .or_else(|| url_var(family(&variant)).and_then(|v| std::env::var(v).ok()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let need_db = || {
-            db.clone()
-                .ok_or("the PostgreSQL variants need --database-url")
+        let need_url = || {
+            url.clone()
+                .ok_or_else(|| format!("{variant} needs --database-url"))
         };
+        let sw = |store| servers::sessionward_shaped(store, shape);
         let app = match variant.as_str() {
-            "bare" => servers::bare(),
-            "sw-mem" => servers::sessionward(Arc::new(sessionward_memory::MemoryStore::new())),
-            "ts-mem" => servers::tower_sessions_memory(),
-            "sw-pg" => servers::sessionward_postgres(&need_db()?)
-                .await
-                .map_err(|e| e.to_string())?,
-            "ts-pg" => servers::tower_sessions_postgres(&need_db()?)
-                .await
-                .map_err(|e| e.to_string())?,
+            "bare" => match shape {
+                servers::Shape::Bare => servers::bare(),
+                servers::Shape::App => servers::bare_app(),
+            },
+            "sw-mem" => sw(Arc::new(sessionward_memory::MemoryStore::new()))?,
+            "ts-mem" => servers::tower_sessions_memory(shape),
+            "sw-pg" => sw(servers::sessionward_postgres(&need_url()?).await?)?,
+            "ts-pg" => servers::tower_sessions_postgres(&need_url()?, shape).await?,
+            "sw-sqlite" => sw(servers::sessionward_sqlite(&need_url()?).await?)?,
+            "ts-sqlite" => servers::tower_sessions_sqlite(&need_url()?, shape).await?,
+            "sw-mysql" => sw(servers::sessionward_mysql(&need_url()?).await?)?,
+            "ts-mysql" => servers::tower_sessions_mysql(&need_url()?, shape).await?,
+            "sw-redis" => sw(servers::sessionward_redis(&need_url()?).await?)?,
+            "ts-redis" => servers::tower_sessions_redis(&need_url()?, shape).await?,
             other => return Err(format!("unknown variant {other}").into()),
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -183,17 +250,23 @@ struct Server {
     addr: String,
 }
 
-async fn start_server(variant: &str, cpu: &str, db: Option<&str>) -> Result<Server, BoxError> {
+async fn start_server(
+    variant: &str,
+    app: bool,
+    cpu: &str,
+    url: Option<&str>,
+) -> Result<Server, BoxError> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", cpu])
         .arg(&exe)
         .args(["serve", "--variant", variant, "--port", "0"])
+        .args(["--shape", if app { "app" } else { "bare" }])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    if let Some(db) = db {
-        cmd.args(["--database-url", db]);
+    if let Some(url) = url {
+        cmd.args(["--database-url", url]);
     }
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().ok_or("stdout")?;
@@ -201,7 +274,7 @@ async fn start_server(variant: &str, cpu: &str, db: Option<&str>) -> Result<Serv
     let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await
         .map_err(|_| format!("{variant} did not start"))??
-        .ok_or("server exited")?;
+        .ok_or_else(|| format!("{variant} exited"))?;
     let addr = line
         .strip_prefix("ready ")
         .ok_or("unexpected server output")?
@@ -209,8 +282,8 @@ async fn start_server(variant: &str, cpu: &str, db: Option<&str>) -> Result<Serv
     Ok(Server { child, addr })
 }
 
-/// Signs in `n` clients (16 at a time) and returns their `Cookie` header values.
-async fn sign_in(addr: &str, n: usize) -> Result<Vec<String>, BoxError> {
+/// Signs in `n` clients (16 at a time) at `path` and returns their `Cookie` header values.
+async fn sign_in(addr: &str, path: &'static str, n: usize) -> Result<Vec<String>, BoxError> {
     let per = n.div_ceil(16);
     let mut tasks = Vec::new();
     for _ in 0..16 {
@@ -223,10 +296,15 @@ async fn sign_in(addr: &str, n: usize) -> Result<Vec<String>, BoxError> {
             tokio::spawn(conn);
             let mut out = Vec::with_capacity(per);
             for _ in 0..per {
-                let req = hyper::Request::post("/login")
+                let req = hyper::Request::post(path)
                     .header("host", addr.as_str())
+                    .header("user-agent", USER_AGENT)
+                    .header("sec-fetch-site", "same-origin")
                     .body(Empty::<Bytes>::new())?;
                 let res = tx.send_request(req).await?;
+                if !res.status().is_success() {
+                    return Err(format!("sign-in at {path}: {}", res.status()).into());
+                }
                 let cookie = res
                     .headers()
                     .get("set-cookie")
@@ -263,11 +341,12 @@ async fn wrk(
     args: &WrkArgs,
     duration: Duration,
 ) -> Result<Sample, BoxError> {
-    let (method, path) = match workload {
-        "read" => ("GET", "/read"),
-        "write" => ("POST", "/write"),
-        "login" => ("POST", "/login"),
-        _ => ("GET", "/plain"),
+    let req = request_of(workload);
+    // The app-shaped write carries a JSON body, as the demo's client sends it.
+    let body = if req.method == "PUT" {
+        r#"{"value":"dark"}"#
+    } else {
+        "-"
     };
     let out = Command::new("taskset")
         .args(["-c", &args.cpu, "wrk", "-t1"])
@@ -275,12 +354,18 @@ async fn wrk(
         .arg(format!("-d{}s", duration.as_secs().max(1)))
         .arg("-s")
         .arg(&args.script)
-        .arg(format!("http://{addr}{path}"))
+        .arg(format!("http://{addr}{}", req.path))
         .arg("--")
-        .arg(method)
+        .arg(req.method)
         .arg(cookies.map_or_else(|| "-".into(), |p| p.display().to_string()))
-        .output()
-        .await?;
+        .arg(USER_AGENT)
+        .arg(body)
+        .kill_on_drop(true)
+        .output();
+    // wrk stops by itself after `duration`; bound the wait anyway.
+    let out = tokio::time::timeout(duration + Duration::from_secs(30), out)
+        .await
+        .map_err(|_| "wrk did not finish")??;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with('{')).ok_or_else(|| {
         format!(
@@ -321,33 +406,71 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-async fn truncate_tables(db: &str) {
-    if let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(db)
-        .await
-    {
-        for stmt in [
-            "TRUNCATE sessionward_sessions",
-            "TRUNCATE tower_sessions.session",
-        ] {
-            let _ = sqlx::query(stmt).execute(&pool).await;
+/// Empties both implementations' session tables on the PostgreSQL or MySQL server at `url`
+/// (a table that does not exist yet is skipped), so every run starts from the same state.
+async fn truncate_tables(family: &str, url: &str) {
+    match family {
+        "pg" => {
+            if let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+            {
+                for stmt in [
+                    "TRUNCATE sessionward_sessions",
+                    "TRUNCATE tower_sessions.session",
+                    "VACUUM ANALYZE",
+                ] {
+                    let _ = sqlx::query(stmt).execute(&pool).await;
+                }
+                pool.close().await;
+            }
         }
-        let _ = sqlx::query("VACUUM ANALYZE").execute(&pool).await;
-        pool.close().await;
+        "mysql" => {
+            if let Ok(pool) = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+            {
+                for stmt in [
+                    "TRUNCATE TABLE sessionward_sessions",
+                    "TRUNCATE TABLE tower_sessions.session",
+                ] {
+                    let _ = sqlx::query(stmt).execute(&pool).await;
+                }
+                pool.close().await;
+            }
+        }
+        _ => {}
     }
 }
 
 async fn run(args: &[String]) -> Result<(), BoxError> {
     let duration = Duration::from_secs(num(args, "--duration", 10));
+    let warmup = Duration::from_secs(num(args, "--warmup", 2));
     let reps: usize = num(args, "--reps", 3);
     let sessions: usize = num(args, "--sessions", 10_000);
     let workloads = list(args, "--workloads", &WORKLOADS);
-    let db = arg(args, "--database-url").or_else(|| std::env::var("DATABASE_URL").ok());
+    let urls: BTreeMap<&str, Option<String>> = [
+        ("pg", arg(args, "--database-url")),
+        ("mysql", arg(args, "--mysql-url")),
+        ("redis", arg(args, "--redis-url")),
+    ]
+    .into_iter()
+    .map(|(f, given)| {
+        let url = given.or_else(|| url_var(f).and_then(|v| std::env::var(v).ok()));
+        (f, url)
+    })
+    .collect();
     let mut variants = list(args, "--variants", &VARIANTS);
-    if db.is_none() {
-        eprintln!("DATABASE_URL is not set: skipping the PostgreSQL variants");
-        variants.retain(|v| !v.ends_with("-pg"));
+    for (f, url) in &urls {
+        if url.is_none() && variants.iter().any(|v| family(v) == *f) {
+            eprintln!(
+                "{} is not set: skipping the {f} variants",
+                url_var(f).unwrap_or("?")
+            );
+            variants.retain(|v| family(v) != *f);
+        }
     }
     let server_cpu = arg(args, "--server-cpu").unwrap_or_else(|| "0".into());
     let wrk_args = WrkArgs {
@@ -366,19 +489,30 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
         wrk_args.cpu
     );
     let mut results: BTreeMap<(String, String), Vec<Sample>> = BTreeMap::new();
+    let mut runs = 0_usize;
     for workload in &workloads {
+        let req = request_of(workload);
         for rep in 0..reps {
             // Interleave: each repetition starts with another variant.
             let mut order = variants.clone();
             order.rotate_left(rep % variants.len().max(1));
             for variant in &order {
-                if variant.ends_with("-pg")
-                    && let Some(db) = &db
-                {
-                    truncate_tables(db).await;
+                runs += 1;
+                let fam = family(variant);
+                let url = if fam == "sqlite" {
+                    // A fresh file per server: every run starts empty.
+                    Some(format!(
+                        "sqlite://{}",
+                        work.join(format!("{variant}-{runs}.db")).display()
+                    ))
+                } else {
+                    urls.get(fam).cloned().flatten()
+                };
+                if let Some(url) = &url {
+                    truncate_tables(fam, url).await;
                 }
-                let server = start_server(variant, &server_cpu, db.as_deref()).await?;
-                let cookies = if workload == "login" {
+                let server = start_server(variant, req.app, &server_cpu, url.as_deref()).await?;
+                let cookies = if workload.ends_with("login") {
                     None
                 } else {
                     let list = if variant == "bare" {
@@ -387,21 +521,24 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
                             .map(|i| format!("__Host-id={:0>43}", i))
                             .collect()
                     } else {
-                        sign_in(&server.addr, sessions).await?
+                        let login = if req.app { "/api/login" } else { "/login" };
+                        sign_in(&server.addr, login, sessions).await?
                     };
                     let path = work.join(format!("{variant}.cookies"));
                     std::fs::write(&path, list.join("\n"))?;
                     Some(path)
                 };
                 // Warm up, then measure.
-                wrk(
-                    &server.addr,
-                    workload,
-                    cookies.as_deref(),
-                    &wrk_args,
-                    Duration::from_secs(2),
-                )
-                .await?;
+                if !warmup.is_zero() {
+                    wrk(
+                        &server.addr,
+                        workload,
+                        cookies.as_deref(),
+                        &wrk_args,
+                        warmup,
+                    )
+                    .await?;
+                }
                 let s = wrk(
                     &server.addr,
                     workload,
@@ -411,7 +548,7 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
                 )
                 .await?;
                 eprintln!(
-                    "  {workload:<6} {variant:<7} rep {rep}: {:>9.0} req/s  p50 {:>6.0} us  p99 {:>6.0} us",
+                    "  {workload:<9} {variant:<9} rep {rep}: {:>9.0} req/s  p50 {:>6.0} us  p99 {:>6.0} us",
                     s.rps, s.p50_us, s.p99_us
                 );
                 results
@@ -446,11 +583,9 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
                 continue;
             };
             let vs_bare = bare.map_or_else(|| "-".into(), |b| format!("{:.2}x", rps / b));
-            let rival = match v.as_str() {
-                "sw-mem" => med(w, "ts-mem"),
-                "sw-pg" => med(w, "ts-pg"),
-                _ => None,
-            };
+            let rival = v
+                .strip_prefix("sw-")
+                .and_then(|store| med(w, &format!("ts-{store}")));
             let vs_ts = rival.map_or_else(|| "-".into(), |r| format!("{:.2}x", rps / r.0));
             let _ = writeln!(
                 table,

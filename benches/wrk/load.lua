@@ -1,6 +1,9 @@
--- wrk script for sessionward-bench. Arguments: METHOD COOKIE_FILE (or "-" for none).
+-- wrk script for sessionward-bench. Arguments: METHOD COOKIE_FILE (or "-" for none)
+-- [USER_AGENT [BODY (or "-" for none)]].
 -- Each request carries the next cookie of the file (round robin, each thread starting at a
--- random place), so requests spread over all the live sessions. The requests are formatted
+-- random place), so requests spread over all the live sessions. A request with a body is
+-- sent as JSON. Every request carries the same User-Agent as the sign-ins and
+-- `Sec-Fetch-Site: same-origin`, as a browser's own fetches do. The requests are formatted
 -- once, in init, so that the load generator spends its time sending, not in Lua.
 -- `done` prints one JSON line.
 local cookies = {}
@@ -10,6 +13,16 @@ local single = nil
 
 function init(args)
   wrk.method = args[1]
+  local headers = {}
+  if args[3] ~= nil then
+    headers["User-Agent"] = args[3]
+    headers["Sec-Fetch-Site"] = "same-origin"
+  end
+  local body = nil
+  if args[4] ~= nil and args[4] ~= "-" then
+    body = args[4]
+    headers["Content-Type"] = "application/json"
+  end
   if args[2] ~= nil and args[2] ~= "-" then
     local f = assert(io.open(args[2], "r"))
     for line in f:lines() do
@@ -18,11 +31,12 @@ function init(args)
     f:close()
   end
   if #cookies == 0 then
-    single = wrk.format(nil, nil, nil, nil)
+    single = wrk.format(nil, nil, headers, body)
     return
   end
   for i = 1, #cookies do
-    requests[i] = wrk.format(nil, nil, { ["Cookie"] = cookies[i] }, nil)
+    headers["Cookie"] = cookies[i]
+    requests[i] = wrk.format(nil, nil, headers, body)
   end
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
   idx = math.random(#requests)
