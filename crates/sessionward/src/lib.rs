@@ -122,6 +122,7 @@ mod session;
 mod session_layer;
 mod shared;
 mod throttle;
+mod traced;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};
