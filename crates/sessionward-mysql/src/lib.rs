@@ -72,6 +72,8 @@
 #![forbid(unsafe_code)]
 
 mod builder;
+#[cfg(test)]
+mod plan_tests;
 use sessionward_core::row_plan as plan;
 mod row;
 mod sql;

@@ -35,8 +35,10 @@ const DEADLOCK_RETRIES: u32 = 3;
 /// One InnoDB table (`sessionward_sessions`, created by [`migrate`](Self::migrate)) keyed by
 /// the SHA-256 of the token; the token never reaches the database. A load is one statement; a
 /// save and a rotation are one transaction each, which locks the row with
-/// `SELECT .. FOR UPDATE` before deciding, so what it read is what it changes. Expired rows are
-/// never returned and are deleted by [`delete_expired`](SessionStore::delete_expired), which
+/// `SELECT .. FOR UPDATE` before deciding, so what it read is what it changes. The per-user
+/// changes lock the user's row of `sessionward_user_authz` first and record the change time
+/// with the change; signed-in creates and rotations read that row in share mode first; a load
+/// reads it in the same statement. Expired rows are never returned and are deleted by [`delete_expired`](SessionStore::delete_expired), which
 /// the optional background sweeper calls (on by default, every 60 s, stopping when the store
 /// is dropped).
 pub struct MySqlStore {

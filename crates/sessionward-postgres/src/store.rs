@@ -27,9 +27,12 @@ pub(crate) const DEFAULT_SWEEP_BATCH: usize = 1_000;
 /// A [`SessionStore`] in PostgreSQL, on the application's own [`PgPool`].
 ///
 /// One table (`sessionward_sessions`, created by [`migrate`](Self::migrate)) keyed by the
-/// SHA-256 of the token; the token never reaches the database. Every operation is one
-/// statement, except [`rotate`](SessionStore::rotate), which is one transaction; a load is one
-/// round trip. Expired rows are never returned and are deleted by
+/// SHA-256 of the token, and one of per-user authorization changes
+/// (`sessionward_user_authz`); the token never reaches the database. Every operation is one
+/// statement, except [`rotate`](SessionStore::rotate),
+/// [`set_roles_for_user`](SessionStore::set_roles_for_user) and
+/// [`delete_by_user`](SessionStore::delete_by_user), which are one transaction each; a load
+/// is one round trip that also reads the user's last authorization change. Expired rows are never returned and are deleted by
 /// [`delete_expired`](SessionStore::delete_expired), which the optional background sweeper
 /// calls (on by default, every 60 s, stopping when the store is dropped).
 ///

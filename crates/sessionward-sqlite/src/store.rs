@@ -41,7 +41,9 @@ const FILE_POOL_SIZE: u32 = 4;
 /// One table (`sessionward_sessions`, created by [`migrate`](Self::migrate)) keyed by the
 /// SHA-256 of the token; the token never reaches the database. A load is one statement; a save
 /// and a rotation are one `BEGIN IMMEDIATE` transaction each, which holds SQLite's write lock
-/// from its read to its write, so what it read is what it changes. Expired rows are never
+/// from its read to its write, so what it read is what it changes; so are the per-user
+/// changes, which record the user's authorization change (`sessionward_user_authz`) with the
+/// change. A load also reads that change time, in the same statement. Expired rows are never
 /// returned and are deleted by [`delete_expired`](SessionStore::delete_expired), which the
 /// optional background sweeper calls (on by default, every 60 s, stopping when the store is
 /// dropped).
@@ -320,10 +322,10 @@ impl SessionStore for SqliteStore {
             }
             // Refused: say why. A change time only moves forward (and is forgotten only a day
             // after the change), so one that refused the insert still refuses it now.
-            if let Some(user) = &record.user {
-                if plan::is_stale(record, changed_at(&self.inner.pool, user).await?) {
-                    return Err(StoreError::AuthorizationChanged);
-                }
+            if let Some(user) = &record.user
+                && plan::is_stale(record, changed_at(&self.inner.pool, user).await?)
+            {
+                return Err(StoreError::AuthorizationChanged);
             }
             Err(StoreError::Collision)
         })
@@ -444,11 +446,11 @@ impl SessionStore for SqliteStore {
                 tx.commit().await.map_err(map_err)?;
                 return Ok(RotateOutcome::Gone);
             }
-            if let Some(user) = &new.user {
-                if plan::is_stale(new, changed_at(&mut *tx, user).await?) {
-                    // Dropping `tx` rolls back: the old record is back, nothing changed.
-                    return Err(StoreError::AuthorizationChanged);
-                }
+            if let Some(user) = &new.user
+                && plan::is_stale(new, changed_at(&mut *tx, user).await?)
+            {
+                // Dropping `tx` rolls back: the old record is back, nothing changed.
+                return Err(StoreError::AuthorizationChanged);
             }
             let done = bind_record(sqlx::query(sql::CREATE), new)
                 .execute(&mut *tx)
