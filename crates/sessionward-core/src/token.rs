@@ -209,11 +209,17 @@ impl SessionToken {
 
     /// The value to hand to the client (cookie value or bearer token).
     ///
-    /// This is the only way to read the secret; call it only where the value goes to the
-    /// client that owns it.
+    /// This and [`SessionToken::expose_to`] are the only ways to read the secret; call them
+    /// only where the value goes to the client that owns it.
     #[must_use]
     pub fn expose(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.bytes)
+    }
+
+    /// Like [`SessionToken::expose`], appending the 43 characters to `out` (for a caller that
+    /// builds the `Set-Cookie` value around it without a second allocation).
+    pub fn expose_to(&self, out: &mut String) {
+        URL_SAFE_NO_PAD.encode_string(self.bytes, out);
     }
 
     /// The SHA-256 of the token: the key under which stores keep the session.
@@ -372,6 +378,9 @@ mod tests {
         let s = t.expose();
         assert_eq!(s.len(), TOKEN_LEN);
         assert!(s.bytes().all(|b| DECODE[usize::from(b)] != 0xFF));
+        let mut appended = String::from("id=");
+        t.expose_to(&mut appended);
+        assert_eq!(appended, format!("id={s}"));
         let back = SessionToken::parse(&s).expect("parses");
         assert_eq!(back, t);
         assert_eq!(back.key(), t.key());
