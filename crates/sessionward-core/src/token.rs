@@ -2,12 +2,13 @@
 //! SHA-256, the only form a store sees) and [`SessionHandle`] (a public, non-secret name for a
 //! session, shown on "your sessions" pages).
 
+use std::cell::RefCell;
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::TryRngCore as _;
-use rand::rngs::OsRng;
+use rand::rngs::{OsRng, StdRng};
+use rand::{RngCore as _, SeedableRng as _, TryRngCore as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
@@ -20,15 +21,60 @@ pub const HANDLE_BYTES: usize = 16;
 /// Length in characters of an encoded [`SessionHandle`].
 pub const HANDLE_LEN: usize = 22;
 
-/// The operating system's random number generator failed.
+/// The operating system's random number generator failed (while seeding the generator that
+/// session IDs come from).
 ///
 /// Nothing falls back to a weaker source: the request that needed an ID fails (SEC-01).
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system's random number generator failed")]
 pub struct RngError(#[source] rand::rand_core::OsError);
 
+/// How many bytes a thread's generator hands out before it is seeded again from the OS.
+///
+/// 64 KiB is 1,365 token-and-handle pairs: the `getrandom` system call is paid once per 1,365
+/// sign-ins instead of once per ID, and a compromise of one thread's generator state exposes
+/// at most the IDs drawn since its last reseed on that thread.
+const RESEED_AFTER_BYTES: usize = 64 * 1024;
+
+/// One thread's generator: ChaCha12 ([`StdRng`]) keyed with 32 bytes from [`OsRng`].
+struct Generator {
+    rng: StdRng,
+    /// Bytes left before the next reseed.
+    left: usize,
+}
+
+impl Generator {
+    fn seeded() -> Result<Self, RngError> {
+        let mut seed = <StdRng as rand::SeedableRng>::Seed::default();
+        OsRng.try_fill_bytes(&mut seed).map_err(RngError)?;
+        Ok(Self {
+            rng: StdRng::from_seed(seed),
+            left: RESEED_AFTER_BYTES,
+        })
+    }
+}
+
+thread_local! {
+    /// Seeded from the OS on a thread's first ID, and again every [`RESEED_AFTER_BYTES`].
+    static GENERATOR: RefCell<Option<Generator>> = const { RefCell::new(None) };
+}
+
+/// Fills `buf` (at most [`RESEED_AFTER_BYTES`]) from this thread's generator, seeding it from
+/// the OS first when it is new or has handed out its budget. If the OS fails, the error is
+/// returned and nothing is drawn: there is no fallback, and the next call tries the OS again.
 fn fill_random(buf: &mut [u8]) -> Result<(), RngError> {
-    OsRng.try_fill_bytes(buf).map_err(RngError)
+    debug_assert!(buf.len() <= RESEED_AFTER_BYTES);
+    GENERATOR.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|g| g.left < buf.len()) {
+            *slot = None;
+            *slot = Some(Generator::seeded()?);
+        }
+        if let Some(g) = slot.as_mut() {
+            g.rng.fill_bytes(buf);
+            g.left -= buf.len();
+        }
+        Ok(())
+    })
 }
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -90,8 +136,16 @@ fn decode_canonical<const N: usize>(input: &[u8], encoded_len: usize) -> Option<
     (invalid & 0xC0 == 0 && spare == 0).then_some(out)
 }
 
-/// The secret session identifier that the client presents: 256 bits from the operating
-/// system's CSPRNG, carried as 43 characters of unpadded base64url.
+/// The secret session identifier that the client presents: 256 bits from a CSPRNG seeded by
+/// the operating system, carried as 43 characters of unpadded base64url.
+///
+/// The generator is per thread: ChaCha12 (rand's `StdRng`) keyed with 32 bytes from the OS
+/// (`OsRng`) on the thread's first ID and again after every 64 KiB it hands out (1,365 tokens
+/// with their handles), so an ID costs a few hundred nanoseconds of user-space work instead of
+/// a `getrandom` system call. If seeding fails, generation fails with [`RngError`]; nothing
+/// falls back to a weaker source (SEC-01). As with any user-space generator, a process that
+/// `fork`s keeps its parent's generator state in the child: do not fork a process that issues
+/// sessions and keep issuing them in both.
 ///
 /// The type is opaque on purpose: the field is private, [`Debug`] prints
 /// `SessionToken(REDACTED)`, and there is no `Display` and no serde support, so a token cannot
@@ -113,14 +167,29 @@ pub struct SessionToken {
 }
 
 impl SessionToken {
-    /// Draws a new token from the operating system's CSPRNG.
+    /// Draws a new token from this thread's CSPRNG (seeded from the OS; see the type docs).
     ///
     /// # Errors
-    /// [`RngError`] when the OS generator fails; there is no fallback.
+    /// [`RngError`] when seeding from the OS fails; there is no fallback.
     pub fn generate() -> Result<Self, RngError> {
         let mut bytes = [0u8; TOKEN_BYTES];
         fill_random(&mut bytes)?;
         Ok(Self { bytes })
+    }
+
+    /// Draws a new token and a new [`SessionHandle`] for it in one draw from the generator
+    /// (what a sign-in, a rotation and a new session need).
+    ///
+    /// # Errors
+    /// [`RngError`] when seeding from the OS fails; there is no fallback.
+    pub fn generate_with_handle() -> Result<(Self, SessionHandle), RngError> {
+        let mut both = [0u8; TOKEN_BYTES + HANDLE_BYTES];
+        fill_random(&mut both)?;
+        let mut bytes = [0u8; TOKEN_BYTES];
+        let mut handle = [0u8; HANDLE_BYTES];
+        bytes.copy_from_slice(&both[..TOKEN_BYTES]);
+        handle.copy_from_slice(&both[TOKEN_BYTES..]);
+        Ok((Self { bytes }, SessionHandle(handle)))
     }
 
     /// Parses a presented value strictly: exactly 43 characters of the base64url alphabet
@@ -140,11 +209,17 @@ impl SessionToken {
 
     /// The value to hand to the client (cookie value or bearer token).
     ///
-    /// This is the only way to read the secret; call it only where the value goes to the
-    /// client that owns it.
+    /// This and [`SessionToken::expose_to`] are the only ways to read the secret; call them
+    /// only where the value goes to the client that owns it.
     #[must_use]
     pub fn expose(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.bytes)
+    }
+
+    /// Like [`SessionToken::expose`], appending the 43 characters to `out` (for a caller that
+    /// builds the `Set-Cookie` value around it without a second allocation).
+    pub fn expose_to(&self, out: &mut String) {
+        URL_SAFE_NO_PAD.encode_string(self.bytes, out);
     }
 
     /// The SHA-256 of the token: the key under which stores keep the session.
@@ -234,16 +309,14 @@ impl fmt::Debug for SessionKey {
 pub struct SessionHandle([u8; HANDLE_BYTES]);
 
 impl SessionHandle {
-    /// Draws a new random handle.
+    /// Draws a new random handle from the same generator as [`SessionToken::generate`]
+    /// ([`SessionToken::generate_with_handle`] draws both at once).
     ///
     /// # Errors
-    /// None today (the handle comes from the thread-local generator); the `Result` leaves room
-    /// for a fallible source.
+    /// [`RngError`] when seeding from the OS fails; there is no fallback.
     pub fn generate() -> Result<Self, RngError> {
-        // A handle is public, so it needs uniqueness, not secrecy: the thread-local CSPRNG
-        // (seeded from the OS) saves a system call per session; tokens always come from the OS.
         let mut bytes = [0u8; HANDLE_BYTES];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        fill_random(&mut bytes)?;
         Ok(Self(bytes))
     }
 
@@ -305,6 +378,9 @@ mod tests {
         let s = t.expose();
         assert_eq!(s.len(), TOKEN_LEN);
         assert!(s.bytes().all(|b| DECODE[usize::from(b)] != 0xFF));
+        let mut appended = String::from("id=");
+        t.expose_to(&mut appended);
+        assert_eq!(appended, format!("id={s}"));
         let back = SessionToken::parse(&s).expect("parses");
         assert_eq!(back, t);
         assert_eq!(back.key(), t.key());
@@ -357,6 +433,53 @@ mod tests {
         assert_eq!(d, "SessionToken(REDACTED)");
         assert!(!format!("{:?}", t.key()).contains(&t.expose()));
         assert_eq!(format!("{:?}", t.key()).len(), "SessionKey(…)".len() + 8);
+    }
+
+    fn left() -> Option<usize> {
+        GENERATOR.with_borrow(|slot| slot.as_ref().map(|g| g.left))
+    }
+
+    #[test]
+    fn generator_is_seeded_per_thread_and_reseeded_after_its_budget() {
+        std::thread::spawn(|| {
+            assert_eq!(
+                left(),
+                None,
+                "a new thread has no generator until its first ID"
+            );
+            let (t, h) = SessionToken::generate_with_handle().expect("rng");
+            assert_eq!(
+                left(),
+                Some(RESEED_AFTER_BYTES - TOKEN_BYTES - HANDLE_BYTES)
+            );
+            assert_ne!(&t.bytes[..HANDLE_BYTES], h.as_bytes());
+            let mut seen = std::collections::HashSet::new();
+            let per_budget = RESEED_AFTER_BYTES / (TOKEN_BYTES + HANDLE_BYTES);
+            let mut reseeded = false;
+            for _ in 0..=per_budget {
+                let before = left().expect("seeded");
+                let (t, _) = SessionToken::generate_with_handle().expect("rng");
+                assert!(seen.insert(t.bytes));
+                let after = left().expect("seeded");
+                if after > before {
+                    reseeded = true;
+                    assert_eq!(after, RESEED_AFTER_BYTES - TOKEN_BYTES - HANDLE_BYTES);
+                }
+            }
+            assert!(
+                reseeded,
+                "the budget ran out, so the generator was seeded again"
+            );
+        })
+        .join()
+        .expect("thread");
+    }
+
+    #[test]
+    fn threads_draw_different_ids() {
+        let a = std::thread::spawn(|| SessionToken::generate().expect("rng").bytes);
+        let b = std::thread::spawn(|| SessionToken::generate().expect("rng").bytes);
+        assert_ne!(a.join().expect("a"), b.join().expect("b"));
     }
 
     #[test]

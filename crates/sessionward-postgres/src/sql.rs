@@ -25,6 +25,18 @@ macro_rules! current {
     };
 }
 
+/// A condition that is always true and, evaluated on the row an `UPDATE` is about to change,
+/// turns off `synchronous_commit` for the statement's own (implicit) transaction only: the
+/// commit returns before its WAL reaches the disk (asynchronous commit), and the setting reverts
+/// when the statement's transaction ends, so nothing else on the connection is affected. Used
+/// by [`TOUCH`] and, for saves that change only data and activity, by [`SAVE`]; never by a
+/// statement that deletes, rotates, creates or changes authorization (docs/stores.md).
+macro_rules! async_commit {
+    () => {
+        "set_config('synchronous_commit', 'off', true) IS NOT NULL"
+    };
+}
+
 /// Inserts a record unless its key exists or it is signed in and not current; answers
 /// `(created, stale)`.
 ///
@@ -69,7 +81,8 @@ pub(crate) const LOAD: &str = concat!(
 /// `$4` expected version or NULL (a blind save), `$5` clear the data first, `$6` data keys to
 /// remove (`text[]`), `$7` data keys to set (a JSON object), `$8` new last_seen_at or NULL,
 /// `$8` new absolute expiry or NULL, `$9` new idle timeout or NULL, `$10` data size limit in
-/// bytes or NULL (no limit).
+/// bytes or NULL (no limit), `$12` commit asynchronously (a save that changes only data and
+/// activity; `CASE`, unlike `OR`, guarantees the setting is not touched otherwise).
 ///
 /// One plain `UPDATE` of the live row: PostgreSQL re-checks the `WHERE` on the newest row
 /// version after waiting for a concurrent writer, so data-key changes of concurrent requests
@@ -77,7 +90,8 @@ pub(crate) const LOAD: &str = concat!(
 /// checked on the data the save would leave (the bytes of its text as the store keeps and
 /// returns it, `data::text`). It answers the new version, or no row; then [`SAVE_REFUSED`]
 /// says why (only on that path: a successful save is one statement).
-pub(crate) const SAVE: &str = "\
+pub(crate) const SAVE: &str = concat!(
+    "\
 UPDATE sessionward_sessions AS s SET \
     data = ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb, \
     last_seen_at = GREATEST(s.last_seen_at, COALESCE($8, s.last_seen_at)), \
@@ -94,7 +108,11 @@ WHERE s.key = $1 AND s.expires_at > $2 AND (NOT $3 OR s.version = $4) \
     AND ($11::bigint IS NULL OR octet_length(( \
         ((CASE WHEN $5 THEN '{}'::jsonb ELSE s.data END) - $6::text[]) || $7::jsonb \
     )::text) <= $11) \
-RETURNING s.version";
+    AND (CASE WHEN $12 THEN ",
+    async_commit!(),
+    " ELSE true END) \
+RETURNING s.version"
+);
 
 /// Why [`SAVE`] changed no row: the live record's current version and, with a limit (`$3`),
 /// the size of the data the save would have left (`$4` clear, `$5` removed keys, `$6` set).
@@ -108,7 +126,7 @@ pub(crate) const SAVE_REFUSED: &str = concat!(
 );
 
 /// Moves `last_seen_at` of the live, current record under `$1` forward to `$2`; writes only
-/// `last_seen_at` and `expires_at`.
+/// `last_seen_at` and `expires_at`. Committed asynchronously.
 pub(crate) const TOUCH: &str = concat!(
     "UPDATE sessionward_sessions AS s SET \
     last_seen_at = GREATEST(s.last_seen_at, $2), \
@@ -116,7 +134,9 @@ pub(crate) const TOUCH: &str = concat!(
         GREATEST(s.last_seen_at, $2) + LEAST(s.idle_timeout_secs, 3155760000) * interval '1 second', \
         s.absolute_expires_at) \
     WHERE s.key = $1 AND s.expires_at > $2 AND ",
-    current!()
+    current!(),
+    " AND ",
+    async_commit!()
 );
 
 /// Rotation, first step (inside a transaction): removes the old record under `$1` if it

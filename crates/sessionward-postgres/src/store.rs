@@ -309,6 +309,9 @@ impl SessionStore for PostgresStore {
                 .bind(changes.absolute_expires_at.map(to_db))
                 .bind(changes.idle_timeout.map(secs))
                 .bind(limit)
+                // Data and activity only: committed asynchronously (docs/stores.md). A
+                // lifetime change is committed synchronously.
+                .bind(!changes.is_structural())
                 .fetch_optional(&self.inner.pool)
                 .await
                 .map_err(map_err)?;

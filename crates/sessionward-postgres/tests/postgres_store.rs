@@ -550,3 +550,58 @@ async fn a_stale_row_is_dead_and_changes_are_forgotten_only_when_allowed() {
     .await;
     db.cleanup().await;
 }
+
+/// Touches and data saves commit asynchronously through a setting local to their own
+/// statement: it must not stay on the (pooled) connection, where it would make a later
+/// sign-out or role change asynchronous too.
+#[tokio::test]
+async fn asynchronous_commit_stays_inside_touches_and_data_saves() {
+    let Some(db) = TestDb::connect("swt_async").await else {
+        return;
+    };
+    // One connection: every statement below runs on the connection the store used.
+    let (_schema, pool) = db.schema_pool(1).await;
+    let store = PostgresStore::builder(pool.clone())
+        .operation_timeout(Duration::from_secs(30))
+        .sweep(SweepConfig::disabled())
+        .build();
+    store.migrate().await.expect("migrate");
+    let setting = || async {
+        sqlx::query_scalar::<_, String>("SHOW synchronous_commit")
+            .fetch_one(&pool)
+            .await
+            .expect("show")
+    };
+    assert_eq!(setting().await, "on");
+    let t = SystemClock.now();
+    let r = record(Some("alice"), t);
+    store.create(&r).await.expect("create");
+    let later = t + Duration::from_secs(120);
+    assert!(store.touch(&r.key, later).await.expect("touch"));
+    assert_eq!(setting().await, "on", "a touch left asynchronous commit on");
+    let saved = store
+        .save(&r.key, None, &data_change("theme", json!("dark")), later)
+        .await
+        .expect("save");
+    assert!(matches!(saved, SaveOutcome::Saved { .. }), "{saved:?}");
+    assert_eq!(
+        setting().await,
+        "on",
+        "a data save left asynchronous commit on"
+    );
+    let loaded = store
+        .load(&r.key, later)
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(loaded.last_seen_at, later);
+    assert_eq!(
+        loaded.data.to_map().expect("map").get("theme"),
+        Some(&json!("dark"))
+    );
+    // A touch of a key that is not there changes nothing and leaves nothing behind either.
+    let gone = SessionToken::generate().expect("rng").key();
+    assert!(!store.touch(&gone, later).await.expect("touch"));
+    assert_eq!(setting().await, "on");
+    db.cleanup().await;
+}

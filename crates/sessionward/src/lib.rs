@@ -132,6 +132,7 @@ mod session_layer;
 mod shared;
 mod sign_in;
 mod throttle;
+mod traced;
 
 pub use admin::Sessions;
 pub use auth::{RequireAuth, RequireFreshAuth, RequireRole, Role};

@@ -79,7 +79,7 @@ impl Session {
         let user = user.into();
         self.ensure_loaded().await?;
         // Draw the new ID first: if the generator fails, nothing in this request changed.
-        let fresh = (SessionToken::generate()?, SessionHandle::generate()?);
+        let fresh = SessionToken::generate_with_handle()?;
         let mut state = self.state();
         // Data of another user's session does not carry over to this one.
         let other_user = state

@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use sessionward_core::{
-    ChangeSet, DataChanges, RotateOutcome, SaveOutcome, SessionHandle, SessionKey, SessionRecord,
-    SessionStore, SessionToken, Timestamp,
+    ChangeSet, DataChanges, RotateOutcome, SaveOutcome, SessionKey, SessionRecord, SessionStore,
+    SessionToken, Timestamp,
 };
 
 use super::plan::{
@@ -127,8 +127,7 @@ async fn run(cx: &Store<'_>, action: Action) -> Result<Outcome, SessionError> {
             events::unknown(cx.events, &key);
             let throttle = cx.config.guess_throttle.as_ref();
             crate::throttle::count_failure(throttle, cx.events, now);
-            let token = SessionToken::generate()?;
-            let handle = SessionHandle::generate()?;
+            let (token, handle) = SessionToken::generate_with_handle()?;
             let record = anonymous_record(&token, handle, now, cx.config, cx.user_agent);
             create(cx, record, &changes.data, token, deliver_cookie).await
         }

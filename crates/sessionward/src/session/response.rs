@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use http::header::{CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderName, HeaderValue, Response};
-use sessionward_core::Timestamp;
+use sessionward_core::{TOKEN_LEN, Timestamp};
 
 use super::commit::Outcome;
 use crate::config::SessionConfig;
@@ -24,19 +24,20 @@ pub(crate) fn apply<B>(
     match outcome.issued {
         Some(issued) if issued.cookie => {
             let strings = &config.cookie;
-            let token = issued.token.expose();
+            // One allocation: the token is encoded into the cookie's buffer, which the header
+            // value then owns.
             let mut cookie = String::with_capacity(
-                strings.prefix.len() + token.len() + strings.attributes.len() + 20,
+                strings.prefix.len() + TOKEN_LEN + strings.attributes.len() + 20,
             );
             cookie.push_str(&strings.prefix);
-            cookie.push_str(&token);
+            issued.token.expose_to(&mut cookie);
             cookie.push_str(&strings.attributes);
             // Persistent per session ("remember me"), or by the layer's default.
             if issued.persistent {
                 let secs = issued.absolute_expires_at.saturating_since(now).as_secs();
                 let _ = write!(cookie, "; Max-Age={secs}");
             }
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
+            if let Ok(v) = HeaderValue::try_from(cookie) {
                 headers.append(SET_COOKIE, v);
             }
         }

@@ -160,7 +160,7 @@ impl State {
     /// Draws the token of the session this request will create, once.
     pub(crate) fn draw_token(&mut self) -> Result<(), SessionError> {
         if self.pending.new_token.is_none() {
-            self.pending.new_token = Some((SessionToken::generate()?, SessionHandle::generate()?));
+            self.pending.new_token = Some(SessionToken::generate_with_handle()?);
         }
         Ok(())
     }

@@ -57,7 +57,10 @@ impl SessionLayer {
     /// A layer over a store already shared as `Arc<dyn SessionStore>`.
     pub fn from_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
         Self {
-            shared: Arc::new(Shared { store, config }),
+            shared: Arc::new(Shared {
+                store: crate::traced::Traced::wrap(store),
+                config,
+            }),
         }
     }
 
