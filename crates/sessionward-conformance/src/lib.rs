@@ -26,6 +26,7 @@
 //! - [`fixtures`]: the records, keys and users the suite builds, for a store's own tests.
 //! - [`ForwardingStore`]: wraps any store and asks a [`Hook`] before every call, to count
 //!   calls or fail them ([`CallLog`]) or to break a store on purpose.
+//! - [`stale_rows`]: the epoch rules on rows the API cannot make, for SQL-like stores' tests.
 //! - [`services`]: "run against this service or skip with a reason", with
 //!   `SESSIONWARD_REQUIRE_SERVICES=1` turning every skip into a failure.
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ mod cases;
 pub mod fixtures;
 mod forwarding;
 pub mod services;
+pub mod stale_rows;
 
 use std::fmt;
 use std::future::Future;
