@@ -2,6 +2,7 @@
 //! every sign-in that was decided before it, however late that sign-in reaches the store.
 
 use super::prelude::*;
+use sessionward_core::SessionKey;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -14,6 +15,21 @@ fn admin_sign_in(
     r.roles = RoleSet::from_iter(["admin", "user"]);
     r.authorized_at = at;
     r
+}
+
+type SignInTask = tokio::task::JoinHandle<(SessionKey, Result<(), StoreError>)>;
+
+/// The keys of the racing sign-ins, each of which either succeeded or was refused as stale.
+async fn racing_sign_in_keys(tasks: Vec<SignInTask>) -> Result<Vec<SessionKey>, Failure> {
+    let mut keys = Vec::new();
+    for task in tasks {
+        let (key, out) = task.await.map_err(|e| Failure::new(e.to_string()))?;
+        match out {
+            Ok(()) | Err(StoreError::AuthorizationChanged) => keys.push(key),
+            Err(e) => return Err(Failure::new(format!("a racing sign-in failed: {e}"))),
+        }
+    }
+    Ok(keys)
 }
 
 fn is_authorization_changed<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> bool {
@@ -213,14 +229,7 @@ pub(super) async fn sign_ins_racing_a_demotion_never_keep_the_old_roles(
         let user = user.clone();
         tokio::spawn(async move { store.set_roles_for_user(&user, &demoted, t).await })
     };
-    let mut keys = Vec::new();
-    for task in tasks {
-        let (key, out) = task.await.map_err(|e| Failure::new(e.to_string()))?;
-        match out {
-            Ok(()) | Err(StoreError::AuthorizationChanged) => keys.push(key),
-            Err(e) => return Err(Failure::new(format!("a racing sign-in failed: {e}"))),
-        }
-    }
+    let keys = racing_sign_in_keys(tasks).await?;
     demotion.await.map_err(|e| Failure::new(e.to_string()))??;
     for key in keys {
         if let Some(r) = store.load(&key, t).await? {
@@ -249,14 +258,7 @@ pub(super) async fn sign_ins_racing_delete_by_user_never_survive(store: Store) -
         let user = user.clone();
         tokio::spawn(async move { store.delete_by_user(&user, None, t).await })
     };
-    let mut keys = Vec::new();
-    for task in tasks {
-        let (key, out) = task.await.map_err(|e| Failure::new(e.to_string()))?;
-        match out {
-            Ok(()) | Err(StoreError::AuthorizationChanged) => keys.push(key),
-            Err(e) => return Err(Failure::new(format!("a racing sign-in failed: {e}"))),
-        }
-    }
+    let keys = racing_sign_in_keys(tasks).await?;
     disable.await.map_err(|e| Failure::new(e.to_string()))??;
     for key in keys {
         ensure!(
