@@ -18,8 +18,10 @@
 //!   past the limit fails with [`DataError::TooLarge`](sessionward_core::DataError::TooLarge)
 //!   and writes nothing, so concurrent saves of different keys cannot grow a session past it
 //!   together.
-//! - **Indexed.** Key (primary key), user and expiry each have an index; `load` filters
-//!   `expires_at > now` and the sweeper deletes in batches through the expiry index (SEC-23).
+//! - **Indexed.** Key (primary key), user and sweep time each have an index; `load` filters
+//!   `expires_at > now` on the primary-key row and the sweeper works in batches through the
+//!   sweep-time index (SEC-23). `expires_at` itself is not indexed, so a touch or a data save
+//!   changes no indexed column and PostgreSQL updates the row in place (HOT).
 //! - **Bind parameters only**; every statement is static text (SEC-32).
 //! - **Bounded.** Every operation fails with a typed [`StoreError`] within its
 //!   [operation timeout](PostgresStoreBuilder::operation_timeout) when the server is gone.

@@ -15,7 +15,8 @@ const ROWS: i64 = 20_000;
 const NOW: i64 = 1_900_000_000;
 
 /// A migrated schema of its own holding [`ROWS`] sessions of 4,000 users, 1 % of them expired at
-/// [`NOW`]; `None` (skipped) without `DATABASE_URL`.
+/// [`NOW`] and 2 % live but due for the sweeper (active since their first expiry); `None`
+/// (skipped) without `DATABASE_URL`.
 async fn populated() -> Option<(PgPool, PgPool, String)> {
     let url = sessionward_conformance::services::require_env("plan_tests", "DATABASE_URL")?;
     let options: PgConnectOptions = url.parse().expect("DATABASE_URL parses");
@@ -43,17 +44,21 @@ async fn populated() -> Option<(PgPool, PgPool, String)> {
         .build();
     store.migrate().await.expect("migrate");
     // Rows with random keys; every 100th expired at NOW, the others live for hours to days.
+    // `sweep_at` is the expiry, except for every 50th row (counting from 1): touched since its
+    // first expiry, which has passed, so the sweeper must stamp it and keep it.
     sqlx::query(
         "INSERT INTO sessionward_sessions (key, handle, user_id, roles, data, created_at, \
-            last_seen_at, idle_timeout_secs, absolute_expires_at, expires_at, authorized_at) \
+            last_seen_at, idle_timeout_secs, absolute_expires_at, expires_at, sweep_at, \
+            authorized_at) \
          SELECT sha256(int8send(i)), substr(sha256(int8send(-i)), 1, 16), \
             CASE WHEN i % 5 = 0 THEN NULL ELSE 'user-' || (i % 4000) END, '{user}', \
             jsonb_build_object('n', i), to_timestamp($2) - interval '1 hour', \
-            to_timestamp($2), 1800, to_timestamp($2) + interval '12 hours', \
-            CASE WHEN i % 100 = 0 THEN to_timestamp($2) - interval '1 minute' \
-                 ELSE to_timestamp($2) + (i % 1000) * interval '1 minute' END, \
+            to_timestamp($2), 1800, to_timestamp($2) + interval '12 hours', e.at, \
+            CASE WHEN i % 50 = 1 THEN to_timestamp($2) - interval '2 minutes' ELSE e.at END, \
             to_timestamp($2) - interval '1 hour' \
-         FROM generate_series(1, $1) AS i",
+         FROM generate_series(1, $1) AS i, LATERAL (SELECT \
+            CASE WHEN i % 100 = 0 THEN to_timestamp($2) - interval '1 minute' \
+                 ELSE to_timestamp($2) + (i % 1000) * interval '1 minute' END AS at) AS e",
     )
     .bind(ROWS)
     .bind(NOW)
@@ -182,12 +187,12 @@ async fn check_plans(pool: PgPool) {
         "forget:\n{forget}"
     );
 
-    let sweep = explain(&pool, sql::DELETE_EXPIRED, |q| q.bind(now).bind(1000_i64)).await;
+    let sweep = explain(&pool, sql::SWEEP, |q| q.bind(now).bind(1000_i64)).await;
     assert!(
-        scans_index(&sweep, "sessionward_sessions_expires_idx")
+        scans_index(&sweep, "sessionward_sessions_sweep_idx")
             && scans_index(&sweep, "sessionward_sessions_pkey")
             && !sweep.contains("Seq Scan"),
-        "delete_expired:\n{sweep}"
+        "sweep:\n{sweep}"
     );
 
     let list = explain(&pool, sql::LIST_BY_USER, |q| q.bind("user-17").bind(now)).await;
@@ -203,7 +208,7 @@ async fn check_plans(pool: PgPool) {
     let mut conn = pool.acquire().await.expect("a connection");
     for (name, types, statement) in [
         ("sw_load", "bytea, timestamptz", sql::LOAD),
-        ("sw_sweep", "timestamptz, int8", sql::DELETE_EXPIRED),
+        ("sw_sweep", "timestamptz, int8", sql::SWEEP),
     ] {
         sqlx::raw_sql(AssertSqlSafe(format!(
             "PREPARE {name}({types}) AS {statement}"
@@ -240,14 +245,15 @@ async fn check_plans(pool: PgPool) {
     .expect("explain generic sweep");
     let sweep = generic(sweep);
     assert!(
-        scans_index(&sweep, "sessionward_sessions_expires_idx")
+        scans_index(&sweep, "sessionward_sessions_sweep_idx")
             && scans_index(&sweep, "sessionward_sessions_pkey")
             && !sweep.contains("Seq Scan"),
-        "generic delete_expired:\n{sweep}"
+        "generic sweep:\n{sweep}"
     );
     drop(conn.detach());
 
-    // And the sweep deletes what the plan promises: the expired 1 %, in batches.
+    // And the sweep deletes what the plan promises: the expired 1 %, in batches, past the due
+    // rows that are still live (stamped and kept).
     let store = PostgresStore::builder(pool.clone())
         .sweep(SweepConfig::disabled())
         .build();
@@ -264,4 +270,13 @@ async fn check_plans(pool: PgPool) {
         }
     }
     assert_eq!(deleted, u64::try_from(ROWS / 100).unwrap_or(0));
+    let (left, due, early): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE sweep_at <= $1), \
+            count(*) FILTER (WHERE sweep_at > expires_at) FROM sessionward_sessions",
+    )
+    .bind(now)
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!((left, due, early), (ROWS - ROWS / 100, 0, 0));
 }

@@ -38,7 +38,7 @@ macro_rules! async_commit {
 }
 
 /// Inserts a record unless its key exists or it is signed in and not current; answers
-/// `(created, stale)`.
+/// `(created, stale)`. `sweep_at` starts at the expiry (see [`SWEEP`]).
 ///
 /// `$1` key, `$2` handle, `$3` user, `$4` roles, `$5` data (JSON text), `$6` created_at,
 /// `$7` last_seen_at, `$8` authenticated_at, `$9` idle_timeout_secs, `$10`
@@ -56,9 +56,9 @@ WITH authz AS ( \
 ), ins AS ( \
     INSERT INTO sessionward_sessions (key, handle, user_id, roles, data, created_at, \
         last_seen_at, authenticated_at, idle_timeout_secs, absolute_expires_at, expires_at, \
-        user_agent, version, authorized_at, persistent) \
-    SELECT $1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, \
-        LEAST($7 + LEAST($9, 3155760000) * interval '1 second', $10), $11, $12, $13, $14 \
+        sweep_at, user_agent, version, authorized_at, persistent) \
+    SELECT $1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, e.at, e.at, $11, $12, $13, $14 \
+    FROM (SELECT LEAST($7 + LEAST($9, 3155760000) * interval '1 second', $10) AS at) AS e \
     WHERE NOT EXISTS (SELECT 1 FROM authz WHERE changed_at > $13) \
     ON CONFLICT (key) DO NOTHING \
     RETURNING 1 \
@@ -90,6 +90,11 @@ pub(crate) const LOAD: &str = concat!(
 /// checked on the data the save would leave (the bytes of its text as the store keeps and
 /// returns it, `data::text`). It answers the new version, or no row; then [`SAVE_REFUSED`]
 /// says why (only on that path: a successful save is one statement).
+///
+/// `sweep_at` only ever goes down (to the new expiry, when a lifetime change makes it earlier):
+/// a save of data and activity moves the expiry later or leaves it, so `LEAST` writes back the
+/// value the row holds, which changes no indexed column and lets PostgreSQL update the row in
+/// place (HOT, see [`SWEEP`]).
 pub(crate) const SAVE: &str = concat!(
     "\
 UPDATE sessionward_sessions AS s SET \
@@ -98,6 +103,10 @@ UPDATE sessionward_sessions AS s SET \
     absolute_expires_at = COALESCE($9, s.absolute_expires_at), \
     idle_timeout_secs = COALESCE($10, s.idle_timeout_secs), \
     expires_at = LEAST( \
+        GREATEST(s.last_seen_at, COALESCE($8, s.last_seen_at)) \
+            + LEAST(COALESCE($10, s.idle_timeout_secs), 3155760000) * interval '1 second', \
+        COALESCE($9, s.absolute_expires_at)), \
+    sweep_at = LEAST(s.sweep_at, \
         GREATEST(s.last_seen_at, COALESCE($8, s.last_seen_at)) \
             + LEAST(COALESCE($10, s.idle_timeout_secs), 3155760000) * interval '1 second', \
         COALESCE($9, s.absolute_expires_at)), \
@@ -126,7 +135,8 @@ pub(crate) const SAVE_REFUSED: &str = concat!(
 );
 
 /// Moves `last_seen_at` of the live, current record under `$1` forward to `$2`; writes only
-/// `last_seen_at` and `expires_at`. Committed asynchronously.
+/// `last_seen_at` and `expires_at`, neither of them indexed, so the update is in place (HOT)
+/// whenever the page has room. Committed asynchronously.
 pub(crate) const TOUCH: &str = concat!(
     "UPDATE sessionward_sessions AS s SET \
     last_seen_at = GREATEST(s.last_seen_at, $2), \
@@ -232,18 +242,36 @@ pub(crate) const DELETE_BY_HANDLE: &str = "\
 DELETE FROM sessionward_sessions \
 WHERE user_id = $1 AND user_id IS NOT NULL AND handle = $2";
 
-/// Deletes up to `$2` records that expired at or before `$1`, oldest expiry first, through the
-/// expiry index; the chosen keys are then deleted through the primary key (`= ANY(ARRAY(..))`
-/// makes the batch an init plan, so the delete never scans or hashes the table). Rows locked by
-/// a concurrent writer (a touch that may extend them, or another instance's sweeper) are
-/// skipped, never waited for and never deleted from under the writer.
-pub(crate) const DELETE_EXPIRED: &str = "\
-DELETE FROM sessionward_sessions WHERE key = ANY(ARRAY( \
+/// One step of the lazy sweep: takes up to `$2` rows whose `sweep_at` is at or before `$1`,
+/// oldest first through the sweep index, deletes those that really expired (`expires_at <=
+/// $1`) and moves the others' `sweep_at` up to their `expires_at` (a session that was active
+/// since: the next visit is when it can expire at the earliest). Answers `(due, deleted)`, the
+/// rows taken and the rows deleted of them.
+///
+/// `sweep_at` is never later than `expires_at` (creation sets it to the expiry, a save that
+/// shortens the lifetime lowers it, activity only moves the expiry later), so every expired
+/// row is due. Rows locked by a concurrent writer (a touch that may extend them, or another
+/// instance's sweeper) are skipped, never waited for. The taken keys are locked and then
+/// deleted or stamped through the primary key (`= ANY(ARRAY(..))` makes the batch an init
+/// plan, so neither statement scans or hashes the table); each re-checks `expires_at` on the
+/// row's newest version, so a row touched after the batch was read is kept.
+pub(crate) const SWEEP: &str = "\
+WITH due AS MATERIALIZED ( \
     SELECT key FROM sessionward_sessions \
-    WHERE expires_at <= $1 \
-    ORDER BY expires_at \
+    WHERE sweep_at <= $1 \
+    ORDER BY sweep_at \
     LIMIT $2 \
-    FOR UPDATE SKIP LOCKED))";
+    FOR UPDATE SKIP LOCKED \
+), gone AS ( \
+    DELETE FROM sessionward_sessions \
+    WHERE key = ANY(ARRAY(SELECT key FROM due)) AND expires_at <= $1 \
+    RETURNING 1 \
+), stamped AS ( \
+    UPDATE sessionward_sessions SET sweep_at = expires_at \
+    WHERE key = ANY(ARRAY(SELECT key FROM due)) AND expires_at > $1 \
+    RETURNING 1 \
+) \
+SELECT (SELECT count(*) FROM due) AS due, (SELECT count(*) FROM gone) AS deleted";
 
 /// Forgets up to `$2` users' authorization changes that the contract lets the store forget:
 /// made at or before `$1` (24 hours ago) and older than every session of the user, oldest

@@ -141,6 +141,16 @@ impl Inner {
         }
     }
 
+    /// Deletes up to `limit` expired records through [`sql::SWEEP`], then forgets up to
+    /// `limit` authorization changes nothing needs any more.
+    ///
+    /// A sweep step takes due rows, some of them still live (stamped, not deleted), so one
+    /// step that deletes fewer than asked does not mean that nothing expired is left: steps
+    /// repeat until `limit` rows are deleted or a step finds fewer due rows than it asked for.
+    /// Every row a step takes leaves the due set (deleted, or stamped with an expiry later
+    /// than `now`), so the steps end; each is bounded by the operation timeout. Answering
+    /// fewer than `limit` therefore still means "nothing more to delete at `now`" to the
+    /// sweeper, as the contract has it.
     pub(crate) async fn delete_expired(
         &self,
         now: Timestamp,
@@ -149,25 +159,38 @@ impl Inner {
         if limit == 0 {
             return Ok(0);
         }
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        let mut deleted = 0_u64;
+        while deleted < limit {
+            let want = i64::try_from(limit - deleted).unwrap_or(i64::MAX);
+            let (due, gone): (i64, i64) = self
+                .bounded(async {
+                    sqlx::query_as(sql::SWEEP)
+                        .bind(to_db(now))
+                        .bind(want)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(map_err)
+                })
+                .await?;
+            deleted += u64::try_from(gone).unwrap_or(0);
+            if due < want {
+                break;
+            }
+        }
+        // Then the users' authorization changes nothing needs any more (at most a batch; not
+        // counted: the answer is about sessions).
         let batch = i64::try_from(limit).unwrap_or(i64::MAX);
         self.bounded(async {
-            let done = sqlx::query(sql::DELETE_EXPIRED)
-                .bind(to_db(now))
-                .bind(batch)
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
-            // Then the users' authorization changes nothing needs any more (at most a batch;
-            // not counted: the answer is about sessions).
             sqlx::query(sql::FORGET_AUTHZ)
                 .bind(to_db(now - AUTHZ_RETENTION))
                 .bind(batch)
                 .execute(&self.pool)
                 .await
-                .map_err(map_err)?;
-            Ok(done.rows_affected())
+                .map_err(map_err)
         })
-        .await
+        .await?;
+        Ok(deleted)
     }
 }
 
