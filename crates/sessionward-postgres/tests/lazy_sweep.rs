@@ -90,7 +90,16 @@ async fn touches_and_data_saves_are_hot_updates() {
     let t = SystemClock.now();
     const N: u64 = 40;
     let records: Vec<_> = (0..N)
-        .map(|i| record(if i.is_multiple_of(2) { Some("hotuser") } else { None }, t))
+        .map(|i| {
+            record(
+                if i.is_multiple_of(2) {
+                    Some("hotuser")
+                } else {
+                    None
+                },
+                t,
+            )
+        })
         .collect();
     for r in &records {
         store.create(r).await.expect("create");
@@ -163,7 +172,13 @@ async fn the_lazy_sweep_deletes_every_expired_row_and_keeps_live_ones() {
     // The sweeper's (injected) time, never the system clock's.
     let t = Timestamp::from_unix(1_900_000_000);
     let at = |s: u64| t + Duration::from_secs(s);
-    let user = |i: usize| if i.is_multiple_of(2) { Some("lazy") } else { None };
+    let user = |i: usize| {
+        if i.is_multiple_of(2) {
+            Some("lazy")
+        } else {
+            None
+        }
+    };
     // Idle 60 s and never used again: expire at t+60.
     let idle: Vec<_> = (0..10).map(|i| lasting(user(i), t, 60)).collect();
     // Idle 60 s, touched at t+50 or saved at t+50: expire at t+110, due at t+60.
@@ -283,7 +298,14 @@ async fn the_sweep_migration_upgrades_a_populated_table() {
     let mut rows = Vec::new();
     for i in 0..5_u64 {
         let created = t - Duration::from_secs(100);
-        let mut r = record(if i.is_multiple_of(2) { Some("old") } else { None }, created);
+        let mut r = record(
+            if i.is_multiple_of(2) {
+                Some("old")
+            } else {
+                None
+            },
+            created,
+        );
         r.idle_timeout = Duration::from_secs(if i < 3 { 3600 } else { 50 });
         r.data =
             sessionward_core::SessionData::from_json(format!(r#"{{"n":{i}}}"#)).expect("object");
