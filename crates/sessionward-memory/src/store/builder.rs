@@ -55,7 +55,7 @@ impl MemoryStoreBuilder {
     }
 
     /// How the background sweeper runs. Default: [`SweepConfig::default`] (every 60 s on the
-    /// system clock), 10,000 records per call; [`SweepConfig::disabled`] turns it off (expired
+    /// system clock), 256 records per call; [`SweepConfig::disabled`] turns it off (expired
     /// records are still never loaded; call [`SessionStore::delete_expired`] yourself).
     #[must_use]
     pub fn sweep(mut self, config: SweepConfig) -> Self {

@@ -53,36 +53,48 @@ impl Entry {
     }
 }
 
+/// What one [`Shard::sweep_run`] did.
+pub(super) struct SweepRun {
+    /// Records deleted.
+    pub(super) deleted: u64,
+    /// Of which anonymous.
+    pub(super) anonymous: u64,
+    /// Whether expired filings may be left in the shard (the run stopped at its step bound).
+    pub(super) more: bool,
+}
+
 impl Shard {
     pub(super) fn find(&self, key: &SessionKey) -> Option<&Entry> {
         self.table
-            .find(key.prefix_u64(), |e| e.key == *key)
+            .find(spread(frag(key)), |e| e.key == *key)
             .map(|b| &**b)
     }
 
     pub(super) fn find_mut(&mut self, key: &SessionKey) -> Option<&mut Entry> {
         self.table
-            .find_mut(key.prefix_u64(), |e| e.key == *key)
+            .find_mut(spread(frag(key)), |e| e.key == *key)
             .map(|b| &mut **b)
     }
 
     pub(super) fn remove(&mut self, key: &SessionKey) -> Option<Box<Entry>> {
-        match self.table.find_entry(key.prefix_u64(), |e| e.key == *key) {
+        match self.table.find_entry(spread(frag(key)), |e| e.key == *key) {
             Ok(occupied) => Some(occupied.remove().0),
             Err(_) => None,
         }
     }
 
-    /// The keys of the entries whose key starts with `prefix` (almost always one or none; the
-    /// indexes hold 8-byte prefixes rather than 32-byte keys to save memory).
-    pub(super) fn keys_with_prefix(&self, prefix: u64, out: &mut Vec<SessionKey>) {
+    /// The entries whose key has the fragment `kf` (almost always one or none).
+    pub(super) fn with_frag(&self, kf: u32) -> impl Iterator<Item = &Entry> + '_ {
+        self.table
+            .iter_hash(spread(kf))
+            .filter(move |e| frag(&e.key) == kf)
+            .map(|b| &**b)
+    }
+
+    /// The keys of the entries whose key has the fragment `kf`.
+    fn keys_with_frag(&self, kf: u32, out: &mut Vec<SessionKey>) {
         out.clear();
-        out.extend(
-            self.table
-                .iter_hash(prefix)
-                .filter(|e| e.key.prefix_u64() == prefix)
-                .map(|e| e.key),
-        );
+        out.extend(self.with_frag(kf).map(|e| e.key));
     }
 
     /// Inserts if absent; gives the entry back on a collision.
@@ -90,12 +102,13 @@ impl Shard {
         if self.find(&entry.key).is_some() {
             return Err(entry);
         }
+        let kf = frag(&entry.key);
         self.expiry[kind(entry.user.is_none())]
             .entry(entry.filed_at)
             .or_default()
-            .push(entry.key.prefix_u64());
+            .push(kf);
         self.table
-            .insert_unique(entry.key.prefix_u64(), entry, |e| e.key.prefix_u64());
+            .insert_unique(spread(kf), entry, |e| spread(frag(&e.key)));
         Ok(())
     }
 
@@ -112,8 +125,73 @@ impl Shard {
             self.expiry[kind(anonymous)]
                 .entry(expires_at)
                 .or_default()
-                .push(key.prefix_u64());
+                .push(frag(&key));
         }
+    }
+
+    /// One run of the sweep in this shard: takes at most [`SWEEP_HOLD`] filings that are due
+    /// at `now` off the expiry indexes and deletes at most `budget` expired records; pushes the
+    /// user and key of each deleted signed-in record onto `unindexed`. Entries whose expiry
+    /// moved later (activity) are filed again where they now belong.
+    pub(super) fn sweep_run(
+        &mut self,
+        now: Timestamp,
+        budget: u64,
+        unindexed: &mut Vec<(UserId, SessionKey)>,
+    ) -> SweepRun {
+        let mut run = SweepRun {
+            deleted: 0,
+            anonymous: 0,
+            more: false,
+        };
+        let mut found = Vec::new();
+        let mut steps = 0;
+        for index in [SIGNED_IN, ANONYMOUS] {
+            while run.deleted < budget {
+                if steps == SWEEP_HOLD {
+                    run.more = true;
+                    return run;
+                }
+                let Some(mut bucket) = self.expiry[index].first_entry() else {
+                    break;
+                };
+                let filed = *bucket.key();
+                if i64::from(filed) > now.unix() {
+                    break;
+                }
+                let Some(kf) = bucket.get_mut().pop() else {
+                    bucket.remove();
+                    continue;
+                };
+                steps += 1;
+                self.keys_with_frag(kf, &mut found);
+                for key in &found {
+                    let Some(entry) = self.find_mut(key) else {
+                        continue;
+                    };
+                    if entry.filed_at != filed || kind(entry.user.is_none()) != index {
+                        continue; // a stale filing: the entry is filed elsewhere too
+                    }
+                    if entry.is_live(now) {
+                        // Activity moved the expiry; file it where it now belongs.
+                        let at = entry.expires_at();
+                        entry.filed_at = at;
+                        self.expiry[index].entry(at).or_default().push(kf);
+                        continue;
+                    }
+                    if let Some(e) = self.remove(key) {
+                        run.deleted += 1;
+                        match e.user {
+                            Some(user) => unindexed.push((user, *key)),
+                            None => run.anonymous += 1,
+                        }
+                    }
+                }
+            }
+        }
+        // Stopped at the budget (more may be due) or with nothing due.
+        run.more = run.deleted >= budget;
+        run
     }
 
     /// Removes the anonymous entry of this shard that expires soonest (with the layer's one
@@ -124,11 +202,11 @@ impl Shard {
         loop {
             let mut bucket = self.expiry[ANONYMOUS].first_entry()?;
             let filed = *bucket.key();
-            let Some(prefix) = bucket.get_mut().pop() else {
+            let Some(kf) = bucket.get_mut().pop() else {
                 bucket.remove();
                 continue;
             };
-            self.keys_with_prefix(prefix, &mut found);
+            self.keys_with_frag(kf, &mut found);
             let mut victims = Vec::new();
             for key in &found {
                 let Some(entry) = self.find_mut(key) else {
@@ -140,18 +218,15 @@ impl Shard {
                 let at = entry.expires_at();
                 if at > filed {
                     entry.filed_at = at;
-                    self.expiry[ANONYMOUS].entry(at).or_default().push(prefix);
+                    self.expiry[ANONYMOUS].entry(at).or_default().push(kf);
                 } else {
                     victims.push(*key);
                 }
             }
             if let Some(victim) = victims.first() {
                 if victims.len() > 1 {
-                    // Two entries share the 8-byte prefix and the bucket: keep the other filed.
-                    self.expiry[ANONYMOUS]
-                        .entry(filed)
-                        .or_default()
-                        .push(prefix);
+                    // Two entries share the fragment and the bucket: keep the other filed.
+                    self.expiry[ANONYMOUS].entry(filed).or_default().push(kf);
                 }
                 return self.remove(victim);
             }
