@@ -23,7 +23,7 @@ const SHARDS: usize = 64;
 /// How many expired records one sweeper call deletes (a pass repeats the call, yielding to the
 /// runtime between calls, until one deletes fewer): small, so that a call never keeps a
 /// runtime thread from requests for long.
-const SWEEP_BATCH: usize = 256;
+const SWEEP_BATCH: usize = 64;
 /// At most this many expiry filings are taken per lock hold of a shard by the sweep.
 const SWEEP_HOLD: usize = 64;
 /// `authenticated_at` of an anonymous session.
@@ -34,7 +34,7 @@ const NO_AUTH: u32 = 0;
 const EPOCH_MEMORY: u32 = 24 * 60 * 60;
 
 /// Times are kept as unsigned 32-bit seconds since the Unix epoch (until 2106), which keeps an
-/// entry at 152 bytes; earlier times clamp to the epoch, later ones to 2106.
+/// entry at 136 bytes; earlier times clamp to the epoch, later ones to 2106.
 fn secs(t: Timestamp) -> u32 {
     u32::try_from(t.unix().max(0)).unwrap_or(u32::MAX)
 }
@@ -53,13 +53,16 @@ pub enum PerUserLimit {
     Refuse,
 }
 
-/// One record, kept compact: 152 bytes plus its data and user agent text.
+/// One record, kept compact: 136 bytes (glibc's 144-byte chunk) plus its data text.
 struct Entry {
     key: SessionKey,
     handle: SessionHandle,
     user: Option<UserId>,
     roles: RoleSet,
     data: SessionData,
+    /// The user agent, idle timeout and persistence, shared with every other session that has
+    /// the same ([`Profiles`]).
+    profile: Arc<Profile>,
     created_at: u32,
     last_seen_at: u32,
     authenticated_at: u32,
@@ -67,11 +70,77 @@ struct Entry {
     /// The expiry bucket this entry is filed under in its shard's expiry index.
     filed_at: u32,
     version: u64,
-    idle_secs: u32,
     /// When the user and roles were decided (SEC-16); `created_at` for an anonymous entry.
     authorized_at: u32,
-    persistent: Option<bool>,
+}
+
+/// What many sessions have in common and the store keeps once ([`Profiles`]): the client's
+/// user agent (most sessions come from a few browsers), the idle timeout and the persistence
+/// choice (one or two of each per application).
+#[derive(PartialEq, Eq, Hash)]
+struct Profile {
     user_agent: Option<Box<str>>,
+    idle_secs: u32,
+    persistent: Option<bool>,
+}
+
+/// The store's [`Profile`]s, each kept once, in shards by a keyed hash. A profile stays while
+/// a session holds it: the last session to let go removes it (or, should two let go at once,
+/// the sweeper's next pass does), so the set never outgrows the sessions held.
+struct Profiles {
+    shards: Box<[Mutex<HashTable<Arc<Profile>>>]>,
+    hasher: RandomState,
+}
+
+impl Profiles {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<HashTable<Arc<Profile>>> {
+        // Bits hashbrown uses neither for buckets nor for tags.
+        &self.shards[(hash >> 32) as usize % SHARDS]
+    }
+
+    /// The store's copy of `profile`.
+    fn intern(&self, profile: Profile) -> Arc<Profile> {
+        let hash = self.hasher.hash_one(&profile);
+        let mut table = self.shard(hash).lock();
+        if let Some(found) = table.find(hash, |p| **p == profile) {
+            return found.clone();
+        }
+        let interned = Arc::new(profile);
+        table.insert_unique(hash, interned.clone(), |p| self.hasher.hash_one(&**p));
+        interned
+    }
+
+    /// Lets go of a session's profile: removes it from the set if no other session holds it.
+    fn release(&self, profile: Arc<Profile>) {
+        // The set's copy and this one: anything more is another session's (a copy is only
+        // ever made under the shard lock, from the set's).
+        if Arc::strong_count(&profile) > 2 {
+            return;
+        }
+        let hash = self.hasher.hash_one(&*profile);
+        let mut table = self.shard(hash).lock();
+        if Arc::strong_count(&profile) == 2
+            && let Ok(found) = table.find_entry(hash, |p| Arc::ptr_eq(p, &profile))
+        {
+            found.remove();
+        }
+        drop(table);
+        drop(profile);
+    }
+
+    /// Removes the profiles no session holds (those two sessions let go of at once).
+    fn sweep(&self) {
+        for shard in &*self.shards {
+            shard.lock().retain(|p| Arc::strong_count(p) > 1);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -164,6 +233,7 @@ struct Inner {
     /// Bound on anonymous sessions: past it, the soonest-expiring ones are evicted.
     max_anonymous: usize,
     max_per_user: Option<(usize, PerUserLimit)>,
+    profiles: Profiles,
 }
 
 /// A user id with its keyed hash, computed once per operation.
@@ -337,7 +407,16 @@ impl SessionStore for MemoryStore {
             entry.absolute_expires_at = secs(at);
         }
         if let Some(idle) = changes.idle_timeout {
-            entry.idle_secs = u32::try_from(idle.as_secs()).unwrap_or(u32::MAX);
+            let idle_secs = u32::try_from(idle.as_secs()).unwrap_or(u32::MAX);
+            if idle_secs != entry.profile.idle_secs {
+                let profile = self.inner.profiles.intern(Profile {
+                    user_agent: entry.profile.user_agent.clone(),
+                    idle_secs,
+                    persistent: entry.profile.persistent,
+                });
+                let old = std::mem::replace(&mut entry.profile, profile);
+                self.inner.profiles.release(old);
+            }
         }
         entry.version += 1;
         let version = entry.version;
@@ -407,6 +486,7 @@ impl SessionStore for MemoryStore {
                 if let Some(u) = &taken.user {
                     inner.unindex(u, old);
                 }
+                inner.discard(*taken);
                 return Ok(RotateOutcome::Gone);
             }
             taken
@@ -431,7 +511,7 @@ impl SessionStore for MemoryStore {
             let _ = inner.shard(old).lock().insert(old_entry);
             return Err(e);
         }
-        let mut entry = Box::new(Entry::from_record(new));
+        let mut entry = Box::new(Entry::from_record(new, &inner.profiles));
         // One copy of the user id for all of a user's sessions.
         if same_user {
             entry.user.clone_from(&old_entry.user);
@@ -439,7 +519,7 @@ impl SessionStore for MemoryStore {
             entry.user = Some(inner.shared_user(who, index));
         }
         if let Err(entry) = inner.shard(&new.key).lock().insert(entry) {
-            drop(entry);
+            inner.discard(*entry);
             if moves {
                 inner.count[kind(new.user.is_none())].fetch_sub(1, Ordering::Relaxed);
             }
@@ -465,6 +545,7 @@ impl SessionStore for MemoryStore {
         {
             inner.unindex(old_user, old);
         }
+        inner.discard(*old_entry);
         Ok(RotateOutcome::Rotated)
     }
 
@@ -474,6 +555,7 @@ impl SessionStore for MemoryStore {
                 if let Some(u) = &e.user {
                     self.inner.unindex(u, key);
                 }
+                self.inner.discard(*e);
                 Ok(true)
             }
             None => Ok(false),
@@ -507,6 +589,7 @@ impl SessionStore for MemoryStore {
             {
                 drop(shard);
                 inner.uncount(&e);
+                inner.discard(*e);
                 inner.release(&mut index, who, frag(&key));
                 deleted += 1;
             }
@@ -574,6 +657,7 @@ impl SessionStore for MemoryStore {
             {
                 drop(shard);
                 inner.uncount(&e);
+                inner.discard(*e);
                 inner.release(&mut index, who, frag(key));
                 return Ok(true);
             }
@@ -585,3 +669,6 @@ impl SessionStore for MemoryStore {
         Ok(self.inner.delete_expired(now, limit))
     }
 }
+
+#[cfg(test)]
+mod tests;

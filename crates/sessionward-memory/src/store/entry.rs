@@ -3,7 +3,7 @@
 use super::*;
 
 impl Entry {
-    pub(super) fn from_record(r: &SessionRecord) -> Self {
+    pub(super) fn from_record(r: &SessionRecord, profiles: &Profiles) -> Self {
         Self {
             key: r.key,
             handle: r.handle,
@@ -16,10 +16,12 @@ impl Entry {
             absolute_expires_at: secs(r.absolute_expires_at),
             version: r.version,
             filed_at: secs(r.expires_at()),
-            idle_secs: u32::try_from(r.idle_timeout.as_secs()).unwrap_or(u32::MAX),
             authorized_at: secs(r.authorized_at),
-            persistent: r.persistent,
-            user_agent: r.user_agent.as_deref().map(Box::from),
+            profile: profiles.intern(Profile {
+                user_agent: r.user_agent.as_deref().map(Box::from),
+                idle_secs: u32::try_from(r.idle_timeout.as_secs()).unwrap_or(u32::MAX),
+                persistent: r.persistent,
+            }),
         }
     }
 
@@ -33,34 +35,24 @@ impl Entry {
             created_at: ts(self.created_at),
             last_seen_at: ts(self.last_seen_at),
             authenticated_at: (self.authenticated_at != NO_AUTH).then(|| ts(self.authenticated_at)),
-            idle_timeout: Duration::from_secs(u64::from(self.idle_secs)),
+            idle_timeout: Duration::from_secs(u64::from(self.profile.idle_secs)),
             absolute_expires_at: ts(self.absolute_expires_at),
-            user_agent: self.user_agent.as_deref().map(str::to_owned),
+            user_agent: self.profile.user_agent.as_deref().map(str::to_owned),
             version: self.version,
             authorized_at: ts(self.authorized_at),
-            persistent: self.persistent,
+            persistent: self.profile.persistent,
         }
     }
 
     pub(super) fn expires_at(&self) -> u32 {
         self.last_seen_at
-            .saturating_add(self.idle_secs)
+            .saturating_add(self.profile.idle_secs)
             .min(self.absolute_expires_at)
     }
 
     pub(super) fn is_live(&self, now: Timestamp) -> bool {
         now.unix() < i64::from(self.expires_at())
     }
-}
-
-/// What one [`Shard::sweep_run`] did.
-pub(super) struct SweepRun {
-    /// Records deleted.
-    pub(super) deleted: u64,
-    /// Of which anonymous.
-    pub(super) anonymous: u64,
-    /// Whether expired filings may be left in the shard (the run stopped at its step bound).
-    pub(super) more: bool,
 }
 
 impl Shard {
@@ -130,27 +122,23 @@ impl Shard {
     }
 
     /// One run of the sweep in this shard: takes at most [`SWEEP_HOLD`] filings that are due
-    /// at `now` off the expiry indexes and deletes at most `budget` expired records; pushes the
-    /// user and key of each deleted signed-in record onto `unindexed`. Entries whose expiry
-    /// moved later (activity) are filed again where they now belong.
+    /// at `now` off the expiry indexes and removes at most `budget` expired records, onto
+    /// `removed`. Entries whose expiry moved later (activity) are filed again where they now
+    /// belong. `true` if the run stopped at one of its bounds (more may be due).
+    #[allow(clippy::vec_box)] // moved out of the table as they are, freed after the lock hold
     pub(super) fn sweep_run(
         &mut self,
         now: Timestamp,
         budget: u64,
-        unindexed: &mut Vec<(UserId, SessionKey)>,
-    ) -> SweepRun {
-        let mut run = SweepRun {
-            deleted: 0,
-            anonymous: 0,
-            more: false,
-        };
+        removed: &mut Vec<Box<Entry>>,
+    ) -> bool {
         let mut found = Vec::new();
         let mut steps = 0;
+        let mut deleted: u64 = 0;
         for index in [SIGNED_IN, ANONYMOUS] {
-            while run.deleted < budget {
+            while deleted < budget {
                 if steps == SWEEP_HOLD {
-                    run.more = true;
-                    return run;
+                    return true;
                 }
                 let Some(mut bucket) = self.expiry[index].first_entry() else {
                     break;
@@ -180,18 +168,14 @@ impl Shard {
                         continue;
                     }
                     if let Some(e) = self.remove(key) {
-                        run.deleted += 1;
-                        match e.user {
-                            Some(user) => unindexed.push((user, *key)),
-                            None => run.anonymous += 1,
-                        }
+                        deleted += 1;
+                        removed.push(e);
                     }
                 }
             }
         }
         // Stopped at the budget (more may be due) or with nothing due.
-        run.more = run.deleted >= budget;
-        run
+        deleted >= budget
     }
 
     /// Removes the anonymous entry of this shard that expires soonest (with the layer's one

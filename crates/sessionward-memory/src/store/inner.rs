@@ -58,14 +58,11 @@ impl Inner {
     /// stored record still needs it (another session of the user, or of a user with the same
     /// pairs, whose key has the same fragment).
     pub(super) fn release(&self, index: &mut UserIndex, who: Who<'_>, kf: u32) {
-        let needed = self.shards[shard_of(kf)]
-            .lock()
-            .with_frag(kf)
-            .any(|e| {
-                e.user
-                    .as_ref()
-                    .is_some_and(|u| u == who.id || who.same_pairs(self.user_hash(u)))
-            });
+        let needed = self.shards[shard_of(kf)].lock().with_frag(kf).any(|e| {
+            e.user
+                .as_ref()
+                .is_some_and(|u| u == who.id || who.same_pairs(self.user_hash(u)))
+        });
         if !needed {
             index.remove(Pair {
                 user: who.frag(),
@@ -96,6 +93,12 @@ impl Inner {
             self.uncount(e);
         }
         removed
+    }
+
+    /// Drops a removed entry, letting go of its profile.
+    pub(super) fn discard(&self, entry: Entry) {
+        let Entry { profile, .. } = entry;
+        self.profiles.release(profile);
     }
 
     /// Takes a removed entry off its budget's count.
@@ -145,6 +148,7 @@ impl Inner {
                     key = %victim.key.short(),
                     "evicted an anonymous session: the anonymous budget is full"
                 );
+                self.discard(*victim);
                 return true;
             }
         }
@@ -160,11 +164,13 @@ impl Inner {
     ) -> Result<(), StoreError> {
         let anonymous = record.user.is_none();
         self.reserve(anonymous, &record.key)?;
-        let mut entry = Box::new(Entry::from_record(record));
+        let mut entry = Box::new(Entry::from_record(record, &self.profiles));
         if user.is_some() {
             entry.user = user;
         }
-        if self.shard(&record.key).lock().insert(entry).is_err() {
+        let inserted = self.shard(&record.key).lock().insert(entry);
+        if let Err(entry) = inserted {
+            self.discard(*entry);
             self.count[kind(anonymous)].fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Collision);
         }
@@ -214,7 +220,9 @@ impl Inner {
                 live.sort_by_key(|r| (r.created_at, r.last_seen_at));
                 let excess = live.len() + 1 - limit;
                 for victim in live.iter().take(excess) {
-                    self.remove_record(&victim.key);
+                    if let Some(e) = self.remove_record(&victim.key) {
+                        self.discard(*e);
+                    }
                     self.release(index, who, frag(&victim.key));
                     tracing::debug!(key = %victim.key.short(), "evicted the oldest session of a user at the per-user limit");
                 }
@@ -230,7 +238,7 @@ impl Inner {
     /// change times the contract no longer needs.
     pub(super) fn delete_expired(&self, now: Timestamp, limit: usize) -> u64 {
         let mut deleted: u64 = 0;
-        let mut unindex: Vec<(UserId, SessionKey)> = Vec::new();
+        let mut removed: Vec<Box<Entry>> = Vec::new();
         let limit = u64::try_from(limit).unwrap_or(u64::MAX);
         'shards: for shard in &*self.shards {
             loop {
@@ -238,22 +246,24 @@ impl Inner {
                     break 'shards;
                 }
                 let budget = limit.saturating_sub(deleted);
-                let run = shard.lock().sweep_run(now, budget, &mut unindex);
-                deleted += run.deleted;
-                let anonymous = usize::try_from(run.anonymous).unwrap_or(usize::MAX);
-                let signed_in = usize::try_from(run.deleted - run.anonymous).unwrap_or(usize::MAX);
-                self.count[ANONYMOUS].fetch_sub(anonymous, Ordering::Relaxed);
-                self.count[SIGNED_IN].fetch_sub(signed_in, Ordering::Relaxed);
-                for (user, key) in unindex.drain(..) {
-                    self.unindex(&user, &key);
+                // The lock is held for the run only: the entries are dropped after it.
+                let more = shard.lock().sweep_run(now, budget, &mut removed);
+                for e in removed.drain(..) {
+                    deleted += 1;
+                    self.uncount(&e);
+                    if let Some(user) = &e.user {
+                        self.unindex(user, &e.key);
+                    }
+                    self.discard(*e);
                 }
-                if !run.more {
+                if !more {
                     break;
                 }
             }
         }
         if deleted < limit {
             self.forget_old_changes(now);
+            self.profiles.sweep();
         }
         deleted
     }
