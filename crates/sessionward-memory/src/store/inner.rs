@@ -95,6 +95,46 @@ impl Inner {
         removed
     }
 
+    /// Puts back a record that a failed rotation took out, holding no lock. A signed-in one goes
+    /// back under its user's index lock, with its pair, unless the user's authorization changed
+    /// while it was out (a "sign out everywhere" or a role change that could not see it): then
+    /// it stays gone, as the change would have left it.
+    pub(super) fn restore(&self, entry: Box<Entry>) {
+        let Some(user) = entry.user.clone() else {
+            if let Err(e) = self.shard(&entry.key).lock().insert(entry) {
+                self.uncount(&e);
+                self.discard(*e);
+            }
+            return;
+        };
+        let who = self.who(&user);
+        let mut index = self.users_of(who).lock();
+        if index
+            .changed
+            .get(&user)
+            .is_some_and(|at| entry.authorized_at < *at)
+        {
+            self.release(&mut index, who, frag(&entry.key));
+            drop(index);
+            self.uncount(&entry);
+            self.discard(*entry);
+            return;
+        }
+        let kf = frag(&entry.key);
+        let inserted = self.shard(&entry.key).lock().insert(entry);
+        match inserted {
+            Ok(()) => index.insert(Pair {
+                user: who.frag(),
+                key: kf,
+            }),
+            Err(e) => {
+                drop(index);
+                self.uncount(&e);
+                self.discard(*e);
+            }
+        }
+    }
+
     /// Drops a removed entry, letting go of its profile.
     pub(super) fn discard(&self, entry: Entry) {
         let Entry { profile, .. } = entry;

@@ -146,3 +146,41 @@ fn the_entry_fits_a_144_byte_chunk() {
     // glibc hands out 144 bytes for up to 136; one more byte would cost a 160-byte chunk.
     assert!(std::mem::size_of::<Entry>() <= 136);
 }
+
+#[tokio::test]
+async fn a_refused_rotation_puts_the_session_back_in_its_users_index() {
+    let store = MemoryStore::builder()
+        .max_sessions_per_user(1, PerUserLimit::Refuse)
+        .sweep(SweepConfig::disabled())
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    let dan = record(Some("dan"), "Firefox", t);
+    let eve = record(Some("eve"), "Firefox", t);
+    store.create(&dan).await.expect("dan");
+    store.create(&eve).await.expect("eve");
+    // Dan's session signing in as Eve, who is at her bound: refused, nothing changes.
+    let as_eve = record(Some("eve"), "Firefox", t);
+    let err = store
+        .rotate(&dan.key, None, &as_eve, t)
+        .await
+        .expect_err("eve is at her bound");
+    assert!(
+        matches!(err, StoreError::UserLimitReached { limit: 1 }),
+        "{err:?}"
+    );
+    let dans = store
+        .list_by_user(&UserId::from("dan"), t)
+        .await
+        .expect("list");
+    assert_eq!(dans.len(), 1);
+    assert_eq!(dans[0].key, dan.key);
+    assert_eq!(pairs(&store), 2);
+    assert_eq!(
+        store
+            .delete_by_user(&UserId::from("dan"), None, t)
+            .await
+            .expect("by user"),
+        1
+    );
+    assert!(store.load(&dan.key, t).await.expect("load").is_none());
+}
