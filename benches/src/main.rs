@@ -267,7 +267,9 @@ async fn run_sweep(
     variants: &[String],
 ) -> Result<(), BoxError> {
     if !variants.iter().any(|v| v == "sw-mem") {
-        eprintln!("the sweep workload runs on sw-mem only (tower-sessions' MemoryStore has no sweep)");
+        eprintln!(
+            "the sweep workload runs on sw-mem only (tower-sessions' MemoryStore has no sweep)"
+        );
         return Ok(());
     }
     let expiring: usize = num(args, "--expiring", 1_000_000);
@@ -646,7 +648,16 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
         }
     }
     if sweep_workload {
-        run_sweep(args, &work, &server_cpu, &wrk_args, sessions, reps, &variants).await?;
+        run_sweep(
+            args,
+            &work,
+            &server_cpu,
+            &wrk_args,
+            sessions,
+            reps,
+            &variants,
+        )
+        .await?;
     }
     let _ = std::fs::remove_dir_all(&work);
     if workloads.is_empty() {

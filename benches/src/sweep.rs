@@ -89,10 +89,8 @@ pub(crate) async fn server(count: usize, batch: Option<usize>) -> Result<Router,
         r.data = SessionData::from_json(format!(r#"{{"n":{i}}}"#))?;
         store.create(&r).await?;
     }
-    let app = super::servers::sessionward_shaped(
-        Arc::new(store.clone()),
-        super::servers::Shape::Bare,
-    )?;
+    let app =
+        super::servers::sessionward_shaped(Arc::new(store.clone()), super::servers::Shape::Bare)?;
     let control = Router::new().route(
         "/bench/sweep",
         get(move || {
