@@ -8,7 +8,9 @@
 //!   deletes, and a **background sweeper** that calls it (every 60 s by default) and stops when
 //!   the store is dropped. The sweep is incremental: 64 records per call, yielding to the runtime
 //!   between calls, a shard's lock held for at most 64 expiry filings at a time, so a sweep of
-//!   1,000,000 expired sessions does not stall requests (see below).
+//!   1,000,000 expired sessions does not stall requests (under full load on one core, the p99
+//!   of signed-in reads during it was 1.14x the p99 without it: the benchmark harness's `sweep`
+//!   workload, in `docs/performance.md`).
 //! - **Two budgets.** Anonymous sessions are bounded by default
 //!   ([`MemoryStore::DEFAULT_MAX_ANONYMOUS_SESSIONS`]): past the bound, a new one evicts the
 //!   anonymous session that expires soonest in its shard (the least recently used, with one
