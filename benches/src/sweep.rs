@@ -331,3 +331,51 @@ pub(crate) async fn repetition(
     })?;
     Ok(serde_json::from_str(line)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+
+    async fn call(app: &Router, method: &str) -> (StatusCode, String) {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri("/bench/sweep")
+            .body(Body::empty())
+            .expect("request");
+        let res = app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8(body.to_vec()).expect("utf-8"))
+    }
+
+    #[tokio::test]
+    async fn the_server_holds_the_filled_sessions_until_its_clock_opens() {
+        let app = server(100, Some(10)).await.expect("server");
+        assert_eq!(call(&app, "GET").await, (StatusCode::OK, "100".to_owned()));
+        assert_eq!(call(&app, "POST").await.0, StatusCode::NO_CONTENT);
+    }
+
+    #[test]
+    fn the_gate_clock_stands_still_until_opened_then_runs_past_the_fill() {
+        let start = Timestamp::from_unix(1_000);
+        let gate = GateClock {
+            start,
+            open: AtomicBool::new(false),
+        };
+        assert_eq!(gate.now(), start);
+        assert_eq!(gate.now(), start);
+        gate.open.store(true, Ordering::SeqCst);
+        assert!(gate.now() >= SystemClock.now() + Duration::from_secs(59));
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut v: Vec<u64> = (1..=200).rev().collect();
+        assert_eq!(percentile(&mut v, 50.0), 100);
+        assert_eq!(percentile(&mut v, 99.0), 198);
+        assert_eq!(percentile(&mut [], 99.0), 0);
+        assert_eq!(percentile(&mut [7], 99.0), 7);
+    }
+}
