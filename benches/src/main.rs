@@ -14,6 +14,10 @@
 //! - `serve --variant V --port P [--shape bare|app] [--database-url URL]`: one server (the
 //!   harness starts these; URL is the variant's PostgreSQL, SQLite, MySQL or Redis URL).
 //! - `memory --impl sessionward|tower-sessions --count N`: resident memory of N sessions.
+//! - `run --workloads sweep`: the sweep workload (see [`sweep`]); its servers are `serve
+//!   --variant sw-mem --expiring N [--sweep-batch B]` and its load client `sweep-load`.
+
+mod sweep;
 
 use sessionward_bench::servers;
 
@@ -95,6 +99,7 @@ fn main() -> Result<(), BoxError> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args),
         Some("memory") => memory(&args),
+        Some("sweep-load") => sweep::load(&args),
         Some("run") => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -134,6 +139,8 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
     };
     let url = arg(args, "--database-url")
         .or_else(|| url_var(family(&variant)).and_then(|v| std::env::var(v).ok()));
+    let expiring: Option<usize> = arg(args, "--expiring").and_then(|n| n.parse().ok());
+    let sweep_batch: Option<usize> = arg(args, "--sweep-batch").and_then(|n| n.parse().ok());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -148,7 +155,11 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
                 servers::Shape::Bare => servers::bare(),
                 servers::Shape::App => servers::bare_app(),
             },
-            "sw-mem" => sw(Arc::new(sessionward_memory::MemoryStore::new()))?,
+            "sw-mem" => match expiring {
+                // The sweep workload's server (see `sweep`).
+                Some(n) => sweep::server(n, sweep_batch).await?,
+                None => sw(Arc::new(sessionward_memory::MemoryStore::new()))?,
+            },
             "ts-mem" => servers::tower_sessions_memory(shape),
             "sw-pg" => sw(servers::sessionward_postgres(&need_url()?).await?)?,
             "ts-pg" => servers::tower_sessions_postgres(&need_url()?, shape).await?,
@@ -242,6 +253,80 @@ fn memory(args: &[String]) -> Result<(), BoxError> {
         after.saturating_sub(before),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// The `sweep` workload (see [`sweep`]) on `sw-mem`, `reps` times; prints its table.
+async fn run_sweep(
+    args: &[String],
+    work: &Path,
+    server_cpu: &str,
+    wrk_args: &WrkArgs,
+    sessions: usize,
+    reps: usize,
+    variants: &[String],
+) -> Result<(), BoxError> {
+    if !variants.iter().any(|v| v == "sw-mem") {
+        eprintln!(
+            "the sweep workload runs on sw-mem only (tower-sessions' MemoryStore has no sweep)"
+        );
+        return Ok(());
+    }
+    let expiring: usize = num(args, "--expiring", 1_000_000);
+    let batch: Option<usize> = arg(args, "--sweep-batch").and_then(|b| b.parse().ok());
+    let mut rows = Vec::new();
+    for rep in 0..reps {
+        let v = sweep::repetition(
+            work,
+            server_cpu,
+            &wrk_args.cpu,
+            sessions,
+            wrk_args.connections,
+            expiring,
+            batch,
+        )
+        .await?;
+        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+        eprintln!(
+            "  sweep     sw-mem    rep {rep}: p99 {:.0} us without the sweep, {:.0} us during it ({:.2}x); sweep {:.2} s; {:.0} / {:.0} req/s; {} errors",
+            f("quiet_p99_us"),
+            f("sweep_p99_us"),
+            f("sweep_p99_us") / f("quiet_p99_us").max(1.0),
+            f("sweep_seconds"),
+            f("quiet_rps"),
+            f("sweep_rps"),
+            v["errors"]
+        );
+        rows.push(v);
+    }
+    let med = |k: &str| median(rows.iter().map(|v| v[k].as_f64().unwrap_or(0.0)).collect());
+    let ratio = median(
+        rows.iter()
+            .map(|v| {
+                v["sweep_p99_us"].as_f64().unwrap_or(0.0)
+                    / v["quiet_p99_us"].as_f64().unwrap_or(1.0).max(1.0)
+            })
+            .collect(),
+    );
+    println!(
+        "| sweep of {expiring} expired sessions (sw-mem, median of {reps}) | p50 | p99 | req/s |"
+    );
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| no sweep running | {:.2} ms | {:.2} ms | {:.0} |",
+        med("quiet_p50_us") / 1000.0,
+        med("quiet_p99_us") / 1000.0,
+        med("quiet_rps")
+    );
+    println!(
+        "| during the sweep ({:.2} s) | {:.2} ms | {:.2} ms | {:.0} |",
+        med("sweep_seconds"),
+        med("sweep_p50_us") / 1000.0,
+        med("sweep_p99_us") / 1000.0,
+        med("sweep_rps")
+    );
+    println!("| p99 during / without | | {ratio:.2}x | |");
+    println!();
     Ok(())
 }
 
@@ -450,7 +535,9 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
     let warmup = Duration::from_secs(num(args, "--warmup", 2));
     let reps: usize = num(args, "--reps", 3);
     let sessions: usize = num(args, "--sessions", 10_000);
-    let workloads = list(args, "--workloads", &WORKLOADS);
+    let mut workloads = list(args, "--workloads", &WORKLOADS);
+    let sweep_workload = workloads.iter().any(|w| w == "sweep");
+    workloads.retain(|w| w != "sweep");
     let urls: BTreeMap<&str, Option<String>> = [
         ("pg", arg(args, "--database-url")),
         ("mysql", arg(args, "--mysql-url")),
@@ -560,7 +647,22 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
             }
         }
     }
+    if sweep_workload {
+        run_sweep(
+            args,
+            &work,
+            &server_cpu,
+            &wrk_args,
+            sessions,
+            reps,
+            &variants,
+        )
+        .await?;
+    }
     let _ = std::fs::remove_dir_all(&work);
+    if workloads.is_empty() {
+        return Ok(());
+    }
 
     let med = |w: &str, v: &str| -> Option<(f64, f64, f64)> {
         let s = results.get(&(w.to_owned(), v.to_owned()))?;

@@ -6,7 +6,11 @@
 //!   what the user has, not what the store has.
 //! - **An expiry index**, so [`delete_expired`](sessionward_core::SessionStore::delete_expired) costs what it
 //!   deletes, and a **background sweeper** that calls it (every 60 s by default) and stops when
-//!   the store is dropped.
+//!   the store is dropped. The sweep is incremental: 64 records per call, yielding to the runtime
+//!   between calls, a shard's lock held for at most 64 expiry filings at a time, so a sweep of
+//!   1,000,000 expired sessions does not stall requests (under full load on one core, the p99
+//!   of signed-in reads during it was 1.14x the p99 without it: the benchmark harness's `sweep`
+//!   workload, in `docs/performance.md`).
 //! - **Two budgets.** Anonymous sessions are bounded by default
 //!   ([`MemoryStore::DEFAULT_MAX_ANONYMOUS_SESSIONS`]): past the bound, a new one evicts the
 //!   anonymous session that expires soonest in its shard (the least recently used, with one
@@ -48,17 +52,27 @@
 //!
 //! | sessions | bytes per session | payload + user agent text | overhead |
 //! | --- | --- | --- | --- |
-//! | signed in (4 per user), 42-byte user agent | 361 | 77 | 284 |
-//! | signed in (4 per user), no user agent | 297 | 35 | 262 |
-//! | anonymous, no user agent | 251 | 35 | 216 |
+//! | signed in (4 per user), 42-byte user agent | 263 | 77 | 186 |
+//! | signed in (4 per user), no user agent | 263 | 35 | 228 |
+//! | anonymous, no user agent | 231 | 35 | 196 |
 //!
-//! Resident memory of the whole process at 1,000,000 signed-in sessions: about 347 MiB.
-//! Times are kept in 32-bit seconds (until 2106) and the indexes hold 8-byte key prefixes,
-//! which is most of how the entry stays at 152 bytes (the same 160-byte allocation as the
-//! 144 bytes it had before it kept `authorized_at` and `persistent`).
+//! Resident memory of the whole process at 1,000,000 signed-in sessions: about 253 MiB. With
+//! one user per session, a role list and a one-key payload (the benchmark harness's
+//! `cargo run --release -p sessionward-bench -- memory --impl sessionward --count 1000000`):
+//! 284 bytes per session.
+//!
+//! Where the bytes go, per signed-in session at 1,000,000: the entry, 136 bytes (a 144-byte
+//! glibc chunk); the data text and the user id, one small allocation each (32 to 48 bytes for
+//! short ones, unless the user id is shared with the user's other sessions); and about 42 bytes
+//! of hash tables (the shard table's 8-byte slot, the per-user index's 8-byte pair, each at the
+//! 48% fill a hash table can have just past a doubling, and the expiry index's 4-byte key
+//! fragment). Times are 32-bit seconds (until 2106); the indexes hold 4-byte key fragments and
+//! 32-bit user hash fragments rather than keys and user ids; and the user agent, idle timeout
+//! and persistence choice, which most sessions share with many others, are kept once per store
+//! (the user agent text costs nothing per session when browsers repeat, as they do).
 //!
 //! The default anonymous budget, 100,000 sessions, measured the same way (`ANON=1 ... --
-//! 100000`): 23.5 MiB resident without a user agent, 29.7 MiB with the 42-byte one.
+//! 100000`): 24.4 MiB resident, with or without the 42-byte user agent.
 //!
 //! "Overhead" is everything but the text the application and the client supplied: the record,
 //! the hash tables, the expiry and per-user indexes and the allocator's rounding. The figures

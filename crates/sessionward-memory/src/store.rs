@@ -20,8 +20,12 @@ mod inner;
 pub use builder::MemoryStoreBuilder;
 
 const SHARDS: usize = 64;
-/// How many expired records one sweeper pass deletes per call (it loops until none are left).
-const SWEEP_BATCH: usize = 10_000;
+/// How many expired records one sweeper call deletes (a pass repeats the call, yielding to the
+/// runtime between calls, until one deletes fewer): small, so that a call never keeps a
+/// runtime thread from requests for long.
+const SWEEP_BATCH: usize = 64;
+/// At most this many expiry filings are taken per lock hold of a shard by the sweep.
+const SWEEP_HOLD: usize = 64;
 /// `authenticated_at` of an anonymous session.
 const NO_AUTH: u32 = 0;
 /// How long a user's authorization change is remembered after their last session is gone
@@ -30,7 +34,7 @@ const NO_AUTH: u32 = 0;
 const EPOCH_MEMORY: u32 = 24 * 60 * 60;
 
 /// Times are kept as unsigned 32-bit seconds since the Unix epoch (until 2106), which keeps an
-/// entry at 152 bytes; earlier times clamp to the epoch, later ones to 2106.
+/// entry at 136 bytes; earlier times clamp to the epoch, later ones to 2106.
 fn secs(t: Timestamp) -> u32 {
     u32::try_from(t.unix().max(0)).unwrap_or(u32::MAX)
 }
@@ -49,13 +53,16 @@ pub enum PerUserLimit {
     Refuse,
 }
 
-/// One record, kept compact: 152 bytes plus its data and user agent text.
+/// One record, kept compact: 136 bytes (glibc's 144-byte chunk) plus its data text.
 struct Entry {
     key: SessionKey,
     handle: SessionHandle,
     user: Option<UserId>,
     roles: RoleSet,
     data: SessionData,
+    /// The user agent, idle timeout and persistence, shared with every other session that has
+    /// the same ([`Profiles`]).
+    profile: Arc<Profile>,
     created_at: u32,
     last_seen_at: u32,
     authenticated_at: u32,
@@ -63,22 +70,89 @@ struct Entry {
     /// The expiry bucket this entry is filed under in its shard's expiry index.
     filed_at: u32,
     version: u64,
-    idle_secs: u32,
     /// When the user and roles were decided (SEC-16); `created_at` for an anonymous entry.
     authorized_at: u32,
-    persistent: Option<bool>,
+}
+
+/// What many sessions have in common and the store keeps once ([`Profiles`]): the client's
+/// user agent (most sessions come from a few browsers), the idle timeout and the persistence
+/// choice (one or two of each per application).
+#[derive(PartialEq, Eq, Hash)]
+struct Profile {
     user_agent: Option<Box<str>>,
+    idle_secs: u32,
+    persistent: Option<bool>,
+}
+
+/// The store's [`Profile`]s, each kept once, in shards by a keyed hash. A profile stays while
+/// a session holds it: the last session to let go removes it (or, should two let go at once,
+/// the sweeper's next pass does), so the set never outgrows the sessions held.
+struct Profiles {
+    shards: Box<[Mutex<HashTable<Arc<Profile>>>]>,
+    hasher: RandomState,
+}
+
+impl Profiles {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<HashTable<Arc<Profile>>> {
+        // Bits hashbrown uses neither for buckets nor for tags.
+        &self.shards[(hash >> 32) as usize % SHARDS]
+    }
+
+    /// The store's copy of `profile`.
+    fn intern(&self, profile: Profile) -> Arc<Profile> {
+        let hash = self.hasher.hash_one(&profile);
+        let mut table = self.shard(hash).lock();
+        if let Some(found) = table.find(hash, |p| **p == profile) {
+            return found.clone();
+        }
+        let interned = Arc::new(profile);
+        table.insert_unique(hash, interned.clone(), |p| self.hasher.hash_one(&**p));
+        interned
+    }
+
+    /// Lets go of a session's profile: removes it from the set if no other session holds it.
+    fn release(&self, profile: Arc<Profile>) {
+        // The set's copy and this one: anything more is another session's (a copy is only
+        // ever made under the shard lock, from the set's).
+        if Arc::strong_count(&profile) > 2 {
+            return;
+        }
+        let hash = self.hasher.hash_one(&*profile);
+        let mut table = self.shard(hash).lock();
+        if Arc::strong_count(&profile) == 2
+            && let Ok(found) = table.find_entry(hash, |p| Arc::ptr_eq(p, &profile))
+        {
+            found.remove();
+        }
+        drop(table);
+        drop(profile);
+    }
+
+    /// Removes the profiles no session holds (those two sessions let go of at once).
+    fn sweep(&self) {
+        for shard in &*self.shards {
+            shard.lock().retain(|p| Arc::strong_count(p) > 1);
+        }
+    }
 }
 
 #[derive(Default)]
 struct Shard {
+    /// The entries, hashed by [`spread`] of their key's [`frag`].
     table: HashTable<Box<Entry>>,
-    /// Expiry second -> key prefixes filed there, one index for signed-in entries
+    /// Expiry second -> key fragments filed there, one index for signed-in entries
     /// ([`SIGNED_IN`]) and one for anonymous ones ([`ANONYMOUS`]). An entry is filed once,
     /// under `filed_at`; when its expiry moves later (activity), the sweeper (or the anonymous
     /// budget's eviction) re-files it when it reaches the old bucket, so the hot path never
     /// touches these indexes.
-    expiry: [BTreeMap<u32, Vec<u64>>; 2],
+    expiry: [BTreeMap<u32, Vec<u32>>; 2],
 }
 
 /// [`Shard::expiry`] of signed-in entries.
@@ -91,14 +165,54 @@ fn kind(anonymous: bool) -> usize {
     if anonymous { ANONYMOUS } else { SIGNED_IN }
 }
 
-/// One shard of the per-user index: the keys of each user's sessions, and when each user's
+/// The 32-bit fragment of a session key that the indexes hold instead of the 32-byte key: its
+/// first four bytes (uniformly distributed: the key is a SHA-256 digest). A fragment names a
+/// shard ([`shard_of`]) and, within it, the entries whose key starts with it (almost always
+/// one or none; every reader compares whole keys).
+fn frag(key: &SessionKey) -> u32 {
+    let [a, b, c, d, ..] = key.prefix_u64().to_le_bytes();
+    u32::from_le_bytes([a, b, c, d])
+}
+
+/// A 64-bit table hash of a 32-bit fragment (the SplitMix64 finalizer), so that every bit of
+/// the fragment reaches the bits hashbrown uses for buckets and tags.
+fn spread(frag: u32) -> u64 {
+    let mut x = u64::from(frag).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The shard of a key fragment.
+fn shard_of(frag: u32) -> usize {
+    frag as usize % SHARDS
+}
+
+/// One entry of the per-user index: "a user whose hash ends in `user` may have a session
+/// whose key starts with `key`". Eight bytes per signed-in session and no allocation per
+/// user; readers resolve it against the shards, comparing whole user ids and keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Pair {
+    /// The low 32 bits of the user's keyed hash ([`Inner::user_hash`]).
+    user: u32,
+    /// The [`frag`] of the session's key.
+    key: u32,
+}
+
+/// One shard of the per-user index: the sessions of each user, and when each user's
 /// authorization last changed (SEC-16). Both live under one lock, so a sign-in (which checks the
 /// change time and indexes its record) and a per-user change (which records the time and
 /// changes every indexed record) are atomic with respect to each other.
+///
+/// Invariant: for every stored entry of a user `u` whose index shard this is, `pairs` holds
+/// `(low bits of hash(u), frag(key))`. A pair is added under this lock before (or as) the
+/// entry becomes visible to per-user operations, and removed only under this lock once no
+/// entry needs it; so a per-user operation never misses a record. Pairs whose entries are gone
+/// are removed by the next reader that meets them.
 #[derive(Default)]
 struct UserIndex {
-    /// User -> prefixes of the keys of their sessions.
-    keys: HashMap<UserId, UserKeys>,
+    /// The pairs, hashed by [`spread`] of their user part; a set (no duplicates).
+    pairs: HashTable<Pair>,
     /// User -> when their authorization last changed, in 32-bit seconds. Only users whose
     /// authorization ever changed are here (a separate map, so the others pay nothing);
     /// forgotten by the sweeper once the user has no session left and the change is
@@ -106,21 +220,11 @@ struct UserIndex {
     changed: HashMap<UserId, u32>,
 }
 
-/// A user's key prefixes: inline while the user has one session (most users), so the index
-/// costs no allocation for them.
-type UserKeys = smallvec::SmallVec<[u64; 1]>;
-
-/// The shard of a key prefix: bits the hash tables do not use for buckets or tags.
-fn shard_of(prefix: u64) -> usize {
-    usize::try_from((prefix >> 32) % (SHARDS as u64)).unwrap_or(0)
-}
-
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
-    /// User -> keys of their sessions. May hold stale keys (of records already deleted or
-    /// expired), which every reader skips and removes; never misses a live record, because a
-    /// record is only ever added to a user while that user's index shard is locked.
+    /// The per-user index, in shards chosen by the user's keyed hash ([`Inner::user_hash`]).
     users: Box<[Mutex<UserIndex>]>,
+    /// Keyed (random per store), so that no one can choose user ids that collide in the index.
     user_hasher: RandomState,
     /// Records held, signed in ([`SIGNED_IN`]) and anonymous ([`ANONYMOUS`]): two budgets.
     count: [AtomicUsize; 2],
@@ -129,6 +233,32 @@ struct Inner {
     /// Bound on anonymous sessions: past it, the soonest-expiring ones are evicted.
     max_anonymous: usize,
     max_per_user: Option<(usize, PerUserLimit)>,
+    profiles: Profiles,
+}
+
+/// A user id with its keyed hash, computed once per operation.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    id: &'a UserId,
+    hash: u64,
+}
+
+impl Who<'_> {
+    /// The user part of the user's [`Pair`]s.
+    fn frag(self) -> u32 {
+        self.hash as u32
+    }
+
+    /// The shard of the per-user index that holds this user.
+    fn shard(self) -> usize {
+        (self.hash >> 58) as usize % SHARDS
+    }
+
+    /// Whether a user with hash `other` has the same pairs as this one (same index shard and
+    /// same user part): the index cannot tell the two apart, only the shards can.
+    fn same_pairs(self, other: u64) -> bool {
+        other as u32 == self.frag() && (other >> 58) as usize % SHARDS == self.shard()
+    }
 }
 
 /// The embedded, in-process session store. Cloning gives another handle to the same store.
@@ -162,8 +292,8 @@ impl Default for MemoryStore {
 
 impl MemoryStore {
     /// The default bound on anonymous sessions: 100,000, sized for a small server. Full, with
-    /// a 35-byte payload each, measured (see the crate docs): 23.5 MiB resident without user
-    /// agents, 29.7 MiB with 42-byte ones; add what handlers store in anonymous sessions.
+    /// a 35-byte payload each, measured (see the crate docs): 24.4 MiB resident, with or
+    /// without a shared 42-byte user agent; add what handlers store in anonymous sessions.
     pub const DEFAULT_MAX_ANONYMOUS_SESSIONS: usize = 100_000;
 
     /// A store with the default bounds (no bound on signed-in sessions,
@@ -214,32 +344,22 @@ impl SessionStore for MemoryStore {
         let Some(user) = &record.user else {
             return inner.insert_record(record, None);
         };
-        let mut users = inner.users_of(user).lock();
+        let who = inner.who(user);
+        let mut index = inner.users_of(who).lock();
         // The check and the insert happen under the user's index lock, which every per-user
         // change holds too: a sign-in decided before a change is refused, however late it
         // arrives (SEC-16).
-        if !record.is_authorized_after(users.changed_at(user)) {
+        if !record.is_authorized_after(index.changed_at(user)) {
             return Err(StoreError::AuthorizationChanged);
         }
-        let shared = users
-            .keys
-            .get_key_value(user)
-            .map_or_else(|| user.clone(), |(k, _)| k.clone());
-        let prefixes = users.keys.entry(shared.clone()).or_default();
-        let mut result = Ok(());
-        if inner.max_per_user.is_some() {
-            let mut keys = inner.keys_of(user, prefixes);
-            result = inner.enforce_user_limit(user, &mut keys, record.last_seen_at);
-            *prefixes = keys.iter().map(SessionKey::prefix_u64).collect();
-        }
-        result = result.and_then(|()| inner.insert_record(record, Some(shared)));
-        if result.is_ok() {
-            prefixes.push(record.key.prefix_u64());
-        }
-        if prefixes.is_empty() {
-            users.keys.remove(user);
-        }
-        result
+        inner.enforce_user_limit(who, &mut index, record.last_seen_at)?;
+        let shared = inner.shared_user(who, &index);
+        inner.insert_record(record, Some(shared))?;
+        index.insert(Pair {
+            user: who.frag(),
+            key: frag(&record.key),
+        });
+        Ok(())
     }
 
     // Load, save and touch do not look up the user's authorization change: in this store a
@@ -287,7 +407,16 @@ impl SessionStore for MemoryStore {
             entry.absolute_expires_at = secs(at);
         }
         if let Some(idle) = changes.idle_timeout {
-            entry.idle_secs = u32::try_from(idle.as_secs()).unwrap_or(u32::MAX);
+            let idle_secs = u32::try_from(idle.as_secs()).unwrap_or(u32::MAX);
+            if idle_secs != entry.profile.idle_secs {
+                let profile = self.inner.profiles.intern(Profile {
+                    user_agent: entry.profile.user_agent.clone(),
+                    idle_secs,
+                    persistent: entry.profile.persistent,
+                });
+                let old = std::mem::replace(&mut entry.profile, profile);
+                self.inner.profiles.release(old);
+            }
         }
         entry.version += 1;
         let version = entry.version;
@@ -323,11 +452,12 @@ impl SessionStore for MemoryStore {
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         let inner = &self.inner;
+        let new_who = new.user.as_ref().map(|u| inner.who(u));
         // Hold the new owner's index shard for the whole rotation, so that a concurrent
         // delete_by_user or set_roles_for_user of that user either sees the old record or the
         // new one, never neither, and so that the authorization check below cannot race a
         // per-user change.
-        let mut users = new.user.as_ref().map(|u| inner.users_of(u).lock());
+        let mut index = new_who.map(|who| inner.users_of(who).lock());
         // Take the old record if it is live and at the expected version.
         let old_entry = {
             let mut shard = inner.shard(old).lock();
@@ -341,8 +471,8 @@ impl SessionStore for MemoryStore {
                 });
             }
             if live
-                && let (Some(users), Some(user)) = (users.as_ref(), &new.user)
-                && !new.is_authorized_after(users.changed_at(user))
+                && let (Some(index), Some(user)) = (index.as_ref(), &new.user)
+                && !new.is_authorized_after(index.changed_at(user))
             {
                 return Err(StoreError::AuthorizationChanged);
             }
@@ -352,63 +482,74 @@ impl SessionStore for MemoryStore {
             if !live {
                 drop(shard);
                 inner.uncount(&taken);
-                drop(users);
+                drop(index);
                 if let Some(u) = &taken.user {
                     inner.unindex(u, old);
                 }
+                inner.discard(*taken);
                 return Ok(RotateOutcome::Gone);
             }
             taken
         };
+        let same_user = old_entry.user.is_some() && old_entry.user == new.user;
         // A sign-in moves the session from the anonymous budget to the signed-in one (and a
         // rotation to anonymous the other way). Reserved first, so that a sign-in refused for
         // the signed-in bound evicts nobody.
         let moves = old_entry.user.is_none() != new.user.is_none();
         if moves && let Err(e) = inner.reserve(new.user.is_none(), &new.key) {
-            let _ = inner.shard(old).lock().insert(old_entry);
+            drop(index);
+            inner.restore(old_entry);
             return Err(e);
         }
         // A session that becomes this user's (sign-in) counts against their bound.
-        if let (Some(users), Some(user)) = (users.as_mut(), &new.user)
-            && old_entry.user.as_ref() != Some(user)
-            && inner.max_per_user.is_some()
-        {
-            let prefixes = users.keys.entry(user.clone()).or_default();
-            let mut keys = inner.keys_of(user, prefixes);
-            let bound = inner.enforce_user_limit(user, &mut keys, now);
-            *prefixes = keys.iter().map(SessionKey::prefix_u64).collect();
-            if let Err(e) = bound {
-                if moves {
-                    inner.count[kind(new.user.is_none())].fetch_sub(1, Ordering::Relaxed);
-                }
-                let _ = inner.shard(old).lock().insert(old_entry);
-                return Err(e);
+        let bound = match (index.as_mut(), new_who) {
+            (Some(index), Some(who)) if !same_user => inner.enforce_user_limit(who, index, now),
+            _ => Ok(()),
+        };
+        if let Err(e) = bound {
+            if moves {
+                inner.count[kind(new.user.is_none())].fetch_sub(1, Ordering::Relaxed);
             }
+            drop(index);
+            inner.restore(old_entry);
+            return Err(e);
         }
-        let entry = Box::new(Entry::from_record(new));
+        let mut entry = Box::new(Entry::from_record(new, &inner.profiles));
+        // One copy of the user id for all of a user's sessions.
+        if same_user {
+            entry.user.clone_from(&old_entry.user);
+        } else if let (Some(index), Some(who)) = (index.as_ref(), new_who) {
+            entry.user = Some(inner.shared_user(who, index));
+        }
         if let Err(entry) = inner.shard(&new.key).lock().insert(entry) {
-            drop(entry);
+            inner.discard(*entry);
             if moves {
                 inner.count[kind(new.user.is_none())].fetch_sub(1, Ordering::Relaxed);
             }
             // Put the old record back; nothing changed.
-            let _ = inner.shard(old).lock().insert(old_entry);
+            drop(index);
+            inner.restore(old_entry);
             return Err(StoreError::Collision);
         }
         if moves {
             inner.uncount(&old_entry);
         }
-        if let (Some(users), Some(user)) = (users.as_mut(), &new.user) {
-            let prefixes = users.keys.entry(user.clone()).or_default();
-            prefixes.retain(|p| *p != old.prefix_u64());
-            prefixes.push(new.key.prefix_u64());
+        if let (Some(index), Some(who)) = (index.as_mut(), new_who) {
+            index.insert(Pair {
+                user: who.frag(),
+                key: frag(&new.key),
+            });
+            if same_user {
+                inner.release(index, who, frag(old));
+            }
         }
-        drop(users);
+        drop(index);
         if let Some(old_user) = &old_entry.user
-            && Some(old_user) != new.user.as_ref()
+            && !same_user
         {
             inner.unindex(old_user, old);
         }
+        inner.discard(*old_entry);
         Ok(RotateOutcome::Rotated)
     }
 
@@ -418,6 +559,7 @@ impl SessionStore for MemoryStore {
                 if let Some(u) = &e.user {
                     self.inner.unindex(u, key);
                 }
+                self.inner.discard(*e);
                 Ok(true)
             }
             None => Ok(false),
@@ -431,22 +573,17 @@ impl SessionStore for MemoryStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let inner = &self.inner;
-        let mut users = inner.users_of(user).lock();
-        let changed = users.record_change(user, now);
-        let Some(prefixes) = users.keys.remove(user) else {
-            return Ok(0);
-        };
-        let keys = inner.keys_of(user, &prefixes);
-        let mut kept = Vec::new();
+        let who = inner.who(user);
+        let mut index = inner.users_of(who).lock();
+        let changed = index.record_change(user, now);
         let mut deleted = 0;
-        for key in keys {
+        for key in inner.keys_of(who, &mut index) {
             let mut shard = inner.shard(&key).lock();
             if Some(&key) == except {
                 // The spared session stays current.
                 if let Some(e) = shard.find_mut(&key) {
                     e.authorized_at = changed;
                 }
-                kept.push(key.prefix_u64());
                 continue;
             }
             if shard
@@ -454,16 +591,12 @@ impl SessionStore for MemoryStore {
                 .is_some_and(|e| e.user.as_ref() == Some(user))
                 && let Some(e) = shard.remove(&key)
             {
+                drop(shard);
                 inner.uncount(&e);
+                inner.discard(*e);
+                inner.release(&mut index, who, frag(&key));
                 deleted += 1;
             }
-        }
-        if !kept.is_empty() {
-            let shared = users
-                .changed
-                .get_key_value(user)
-                .map_or_else(|| user.clone(), |(k, _)| k.clone());
-            users.keys.insert(shared, kept.into());
         }
         Ok(deleted)
     }
@@ -473,19 +606,14 @@ impl SessionStore for MemoryStore {
         user: &UserId,
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut users = self.inner.users_of(user).lock();
-        let changed = users.changed_at(user);
-        let Some(prefixes) = users.keys.get_mut(user) else {
-            return Ok(Vec::new());
-        };
-        let mut keys = self.inner.keys_of(user, prefixes);
-        let mut live = self.inner.live_of(user, &mut keys, now);
-        *prefixes = keys.iter().map(SessionKey::prefix_u64).collect();
-        if prefixes.is_empty() {
-            users.keys.remove(user);
-        }
-        // Cannot drop anything in this store (see `load`), but costs nothing here: the index
-        // shard is held anyway.
+        let inner = &self.inner;
+        let who = inner.who(user);
+        let mut index = inner.users_of(who).lock();
+        let changed = index.changed_at(user);
+        let mut keys = inner.keys_of(who, &mut index);
+        let mut live = inner.live_of(user, &mut keys, now);
+        drop(index);
+        // Cannot drop anything in this store (see `load`), but costs nothing here.
         live.retain(|r| r.is_authorized_after(changed));
         live.sort_by_key(|r| (r.created_at, r.handle));
         Ok(live)
@@ -497,14 +625,13 @@ impl SessionStore for MemoryStore {
         roles: &RoleSet,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let mut users = self.inner.users_of(user).lock();
-        let changed_at = users.record_change(user, now);
-        let Some(prefixes) = users.keys.get(user) else {
-            return Ok(0);
-        };
+        let inner = &self.inner;
+        let who = inner.who(user);
+        let mut index = inner.users_of(who).lock();
+        let changed_at = index.record_change(user, now);
         let mut changed = 0;
-        for key in &self.inner.keys_of(user, prefixes) {
-            let mut shard = self.inner.shard(key).lock();
+        for key in &inner.keys_of(who, &mut index) {
+            let mut shard = inner.shard(key).lock();
             if let Some(e) = shard.find_mut(key)
                 && e.user.as_ref() == Some(user)
             {
@@ -523,33 +650,29 @@ impl SessionStore for MemoryStore {
         handle: &SessionHandle,
     ) -> Result<bool, StoreError> {
         let inner = &self.inner;
-        let mut users = inner.users_of(user).lock();
-        let Some(prefixes) = users.keys.get_mut(user) else {
-            return Ok(false);
-        };
-        let mut found = None;
-        for key in &inner.keys_of(user, prefixes) {
+        let who = inner.who(user);
+        let mut index = inner.users_of(who).lock();
+        for key in &inner.keys_of(who, &mut index) {
             let mut shard = inner.shard(key).lock();
             if shard
                 .find(key)
                 .is_some_and(|e| e.handle == *handle && e.user.as_ref() == Some(user))
                 && let Some(e) = shard.remove(key)
             {
+                drop(shard);
                 inner.uncount(&e);
-                found = Some(*key);
-                break;
+                inner.discard(*e);
+                inner.release(&mut index, who, frag(key));
+                return Ok(true);
             }
         }
-        if let Some(key) = found {
-            prefixes.retain(|p| *p != key.prefix_u64());
-            if prefixes.is_empty() {
-                users.keys.remove(user);
-            }
-        }
-        Ok(found.is_some())
+        Ok(false)
     }
 
     async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
         Ok(self.inner.delete_expired(now, limit))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,7 +55,7 @@ impl MemoryStoreBuilder {
     }
 
     /// How the background sweeper runs. Default: [`SweepConfig::default`] (every 60 s on the
-    /// system clock), 10,000 records per call; [`SweepConfig::disabled`] turns it off (expired
+    /// system clock), 64 records per call; [`SweepConfig::disabled`] turns it off (expired
     /// records are still never loaded; call [`SessionStore::delete_expired`] yourself).
     #[must_use]
     pub fn sweep(mut self, config: SweepConfig) -> Self {
@@ -77,6 +77,7 @@ impl MemoryStoreBuilder {
             max_sessions: self.max_sessions,
             max_anonymous: self.max_anonymous,
             max_per_user: self.max_per_user,
+            profiles: Profiles::new(),
         });
         let sweeper = Sweeper::start(
             &inner,

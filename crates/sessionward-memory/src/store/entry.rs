@@ -3,7 +3,7 @@
 use super::*;
 
 impl Entry {
-    pub(super) fn from_record(r: &SessionRecord) -> Self {
+    pub(super) fn from_record(r: &SessionRecord, profiles: &Profiles) -> Self {
         Self {
             key: r.key,
             handle: r.handle,
@@ -16,10 +16,12 @@ impl Entry {
             absolute_expires_at: secs(r.absolute_expires_at),
             version: r.version,
             filed_at: secs(r.expires_at()),
-            idle_secs: u32::try_from(r.idle_timeout.as_secs()).unwrap_or(u32::MAX),
             authorized_at: secs(r.authorized_at),
-            persistent: r.persistent,
-            user_agent: r.user_agent.as_deref().map(Box::from),
+            profile: profiles.intern(Profile {
+                user_agent: r.user_agent.as_deref().map(Box::from),
+                idle_secs: u32::try_from(r.idle_timeout.as_secs()).unwrap_or(u32::MAX),
+                persistent: r.persistent,
+            }),
         }
     }
 
@@ -33,18 +35,18 @@ impl Entry {
             created_at: ts(self.created_at),
             last_seen_at: ts(self.last_seen_at),
             authenticated_at: (self.authenticated_at != NO_AUTH).then(|| ts(self.authenticated_at)),
-            idle_timeout: Duration::from_secs(u64::from(self.idle_secs)),
+            idle_timeout: Duration::from_secs(u64::from(self.profile.idle_secs)),
             absolute_expires_at: ts(self.absolute_expires_at),
-            user_agent: self.user_agent.as_deref().map(str::to_owned),
+            user_agent: self.profile.user_agent.as_deref().map(str::to_owned),
             version: self.version,
             authorized_at: ts(self.authorized_at),
-            persistent: self.persistent,
+            persistent: self.profile.persistent,
         }
     }
 
     pub(super) fn expires_at(&self) -> u32 {
         self.last_seen_at
-            .saturating_add(self.idle_secs)
+            .saturating_add(self.profile.idle_secs)
             .min(self.absolute_expires_at)
     }
 
@@ -56,33 +58,35 @@ impl Entry {
 impl Shard {
     pub(super) fn find(&self, key: &SessionKey) -> Option<&Entry> {
         self.table
-            .find(key.prefix_u64(), |e| e.key == *key)
+            .find(spread(frag(key)), |e| e.key == *key)
             .map(|b| &**b)
     }
 
     pub(super) fn find_mut(&mut self, key: &SessionKey) -> Option<&mut Entry> {
         self.table
-            .find_mut(key.prefix_u64(), |e| e.key == *key)
+            .find_mut(spread(frag(key)), |e| e.key == *key)
             .map(|b| &mut **b)
     }
 
     pub(super) fn remove(&mut self, key: &SessionKey) -> Option<Box<Entry>> {
-        match self.table.find_entry(key.prefix_u64(), |e| e.key == *key) {
+        match self.table.find_entry(spread(frag(key)), |e| e.key == *key) {
             Ok(occupied) => Some(occupied.remove().0),
             Err(_) => None,
         }
     }
 
-    /// The keys of the entries whose key starts with `prefix` (almost always one or none; the
-    /// indexes hold 8-byte prefixes rather than 32-byte keys to save memory).
-    pub(super) fn keys_with_prefix(&self, prefix: u64, out: &mut Vec<SessionKey>) {
+    /// The entries whose key has the fragment `kf` (almost always one or none).
+    pub(super) fn with_frag(&self, kf: u32) -> impl Iterator<Item = &Entry> + '_ {
+        self.table
+            .iter_hash(spread(kf))
+            .filter(move |e| frag(&e.key) == kf)
+            .map(|b| &**b)
+    }
+
+    /// The keys of the entries whose key has the fragment `kf`.
+    fn keys_with_frag(&self, kf: u32, out: &mut Vec<SessionKey>) {
         out.clear();
-        out.extend(
-            self.table
-                .iter_hash(prefix)
-                .filter(|e| e.key.prefix_u64() == prefix)
-                .map(|e| e.key),
-        );
+        out.extend(self.with_frag(kf).map(|e| e.key));
     }
 
     /// Inserts if absent; gives the entry back on a collision.
@@ -90,12 +94,13 @@ impl Shard {
         if self.find(&entry.key).is_some() {
             return Err(entry);
         }
+        let kf = frag(&entry.key);
         self.expiry[kind(entry.user.is_none())]
             .entry(entry.filed_at)
             .or_default()
-            .push(entry.key.prefix_u64());
+            .push(kf);
         self.table
-            .insert_unique(entry.key.prefix_u64(), entry, |e| e.key.prefix_u64());
+            .insert_unique(spread(kf), entry, |e| spread(frag(&e.key)));
         Ok(())
     }
 
@@ -112,8 +117,65 @@ impl Shard {
             self.expiry[kind(anonymous)]
                 .entry(expires_at)
                 .or_default()
-                .push(key.prefix_u64());
+                .push(frag(&key));
         }
+    }
+
+    /// One run of the sweep in this shard: takes at most [`SWEEP_HOLD`] filings that are due
+    /// at `now` off the expiry indexes and removes at most `budget` expired records, onto
+    /// `removed`. Entries whose expiry moved later (activity) are filed again where they now
+    /// belong. `true` if the run stopped at one of its bounds (more may be due).
+    #[allow(clippy::vec_box)] // moved out of the table as they are, freed after the lock hold
+    pub(super) fn sweep_run(
+        &mut self,
+        now: Timestamp,
+        budget: u64,
+        removed: &mut Vec<Box<Entry>>,
+    ) -> bool {
+        let mut found = Vec::new();
+        let mut steps = 0;
+        let mut deleted: u64 = 0;
+        for index in [SIGNED_IN, ANONYMOUS] {
+            while deleted < budget {
+                if steps == SWEEP_HOLD {
+                    return true;
+                }
+                let Some(mut bucket) = self.expiry[index].first_entry() else {
+                    break;
+                };
+                let filed = *bucket.key();
+                if i64::from(filed) > now.unix() {
+                    break;
+                }
+                let Some(kf) = bucket.get_mut().pop() else {
+                    bucket.remove();
+                    continue;
+                };
+                steps += 1;
+                self.keys_with_frag(kf, &mut found);
+                for key in &found {
+                    let Some(entry) = self.find_mut(key) else {
+                        continue;
+                    };
+                    if entry.filed_at != filed || kind(entry.user.is_none()) != index {
+                        continue; // a stale filing: the entry is filed elsewhere too
+                    }
+                    if entry.is_live(now) {
+                        // Activity moved the expiry; file it where it now belongs.
+                        let at = entry.expires_at();
+                        entry.filed_at = at;
+                        self.expiry[index].entry(at).or_default().push(kf);
+                        continue;
+                    }
+                    if let Some(e) = self.remove(key) {
+                        deleted += 1;
+                        removed.push(e);
+                    }
+                }
+            }
+        }
+        // Stopped at the budget (more may be due) or with nothing due.
+        deleted >= budget
     }
 
     /// Removes the anonymous entry of this shard that expires soonest (with the layer's one
@@ -124,11 +186,11 @@ impl Shard {
         loop {
             let mut bucket = self.expiry[ANONYMOUS].first_entry()?;
             let filed = *bucket.key();
-            let Some(prefix) = bucket.get_mut().pop() else {
+            let Some(kf) = bucket.get_mut().pop() else {
                 bucket.remove();
                 continue;
             };
-            self.keys_with_prefix(prefix, &mut found);
+            self.keys_with_frag(kf, &mut found);
             let mut victims = Vec::new();
             for key in &found {
                 let Some(entry) = self.find_mut(key) else {
@@ -140,18 +202,15 @@ impl Shard {
                 let at = entry.expires_at();
                 if at > filed {
                     entry.filed_at = at;
-                    self.expiry[ANONYMOUS].entry(at).or_default().push(prefix);
+                    self.expiry[ANONYMOUS].entry(at).or_default().push(kf);
                 } else {
                     victims.push(*key);
                 }
             }
             if let Some(victim) = victims.first() {
                 if victims.len() > 1 {
-                    // Two entries share the 8-byte prefix and the bucket: keep the other filed.
-                    self.expiry[ANONYMOUS]
-                        .entry(filed)
-                        .or_default()
-                        .push(prefix);
+                    // Two entries share the fragment and the bucket: keep the other filed.
+                    self.expiry[ANONYMOUS].entry(filed).or_default().push(kf);
                 }
                 return self.remove(victim);
             }

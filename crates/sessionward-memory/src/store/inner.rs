@@ -4,30 +4,86 @@ use super::*;
 
 impl Inner {
     pub(super) fn shard(&self, key: &SessionKey) -> &Mutex<Shard> {
-        &self.shards[shard_of(key.prefix_u64())]
+        &self.shards[shard_of(frag(key))]
     }
 
-    /// The keys of the records of `user` among the indexed `prefixes`.
-    pub(super) fn keys_of(&self, user: &UserId, prefixes: &[u64]) -> Vec<SessionKey> {
-        let mut out = Vec::with_capacity(prefixes.len());
-        let mut found = Vec::new();
-        for &p in prefixes {
-            let shard = self.shards[shard_of(p)].lock();
-            shard.keys_with_prefix(p, &mut found);
-            out.extend(
-                found
-                    .iter()
-                    .filter(|k| shard.find(k).is_some_and(|e| e.user.as_ref() == Some(user))),
-            );
+    /// The keyed hash of a user id, which places the user in the per-user index.
+    pub(super) fn user_hash(&self, user: &UserId) -> u64 {
+        self.user_hasher.hash_one(user)
+    }
+
+    pub(super) fn who<'a>(&self, user: &'a UserId) -> Who<'a> {
+        Who {
+            id: user,
+            hash: self.user_hash(user),
+        }
+    }
+
+    pub(super) fn users_of(&self, who: Who<'_>) -> &Mutex<UserIndex> {
+        &self.users[who.shard()]
+    }
+
+    /// The keys of the stored records of `who`, sorted, from the caller's lock of the user's
+    /// index shard. Removes the pairs that no stored record needs any more.
+    pub(super) fn keys_of(&self, who: Who<'_>, index: &mut UserIndex) -> Vec<SessionKey> {
+        let frags = index.frags_of(who.frag());
+        let mut out = Vec::with_capacity(frags.len());
+        for kf in frags {
+            let shard = self.shards[shard_of(kf)].lock();
+            let mut needed = false;
+            for e in shard.with_frag(kf) {
+                match &e.user {
+                    Some(u) if u == who.id => {
+                        out.push(e.key);
+                        needed = true;
+                    }
+                    Some(u) if !needed => needed = who.same_pairs(self.user_hash(u)),
+                    _ => {}
+                }
+            }
+            drop(shard);
+            if !needed {
+                index.remove(Pair {
+                    user: who.frag(),
+                    key: kf,
+                });
+            }
         }
         out.sort_unstable();
         out.dedup();
         out
     }
 
-    pub(super) fn users_of(&self, user: &UserId) -> &Mutex<UserIndex> {
-        let idx = usize::try_from(self.user_hasher.hash_one(user) % (SHARDS as u64)).unwrap_or(0);
-        &self.users[idx]
+    /// Removes the pair `(who, kf)` from the caller's lock of the user's index shard, unless a
+    /// stored record still needs it (another session of the user, or of a user with the same
+    /// pairs, whose key has the same fragment).
+    pub(super) fn release(&self, index: &mut UserIndex, who: Who<'_>, kf: u32) {
+        let needed = self.shards[shard_of(kf)].lock().with_frag(kf).any(|e| {
+            e.user
+                .as_ref()
+                .is_some_and(|u| u == who.id || who.same_pairs(self.user_hash(u)))
+        });
+        if !needed {
+            index.remove(Pair {
+                user: who.frag(),
+                key: kf,
+            });
+        }
+    }
+
+    /// The index's way to one copy of a user id for all of a user's sessions: the id of one
+    /// of `who`'s stored records, or a clone of `who`'s own.
+    pub(super) fn shared_user(&self, who: Who<'_>, index: &UserIndex) -> UserId {
+        for kf in index.frags_of(who.frag()) {
+            let shard = self.shards[shard_of(kf)].lock();
+            if let Some(u) = shard
+                .with_frag(kf)
+                .find_map(|e| e.user.as_ref().filter(|u| *u == who.id))
+            {
+                return u.clone();
+            }
+        }
+        who.id.clone()
     }
 
     /// Removes one record; returns it. Keeps the count; the user index is cleaned lazily.
@@ -39,19 +95,62 @@ impl Inner {
         removed
     }
 
+    /// Puts back a record that a failed rotation took out, holding no lock. A signed-in one goes
+    /// back under its user's index lock, with its pair, unless the user's authorization changed
+    /// while it was out (a "sign out everywhere" or a role change that could not see it): then
+    /// it stays gone, as the change would have left it.
+    pub(super) fn restore(&self, entry: Box<Entry>) {
+        let Some(user) = entry.user.clone() else {
+            if let Err(e) = self.shard(&entry.key).lock().insert(entry) {
+                self.uncount(&e);
+                self.discard(*e);
+            }
+            return;
+        };
+        let who = self.who(&user);
+        let mut index = self.users_of(who).lock();
+        if index
+            .changed
+            .get(&user)
+            .is_some_and(|at| entry.authorized_at < *at)
+        {
+            self.release(&mut index, who, frag(&entry.key));
+            drop(index);
+            self.uncount(&entry);
+            self.discard(*entry);
+            return;
+        }
+        let kf = frag(&entry.key);
+        let inserted = self.shard(&entry.key).lock().insert(entry);
+        match inserted {
+            Ok(()) => index.insert(Pair {
+                user: who.frag(),
+                key: kf,
+            }),
+            Err(e) => {
+                drop(index);
+                self.uncount(&e);
+                self.discard(*e);
+            }
+        }
+    }
+
+    /// Drops a removed entry, letting go of its profile.
+    pub(super) fn discard(&self, entry: Entry) {
+        let Entry { profile, .. } = entry;
+        self.profiles.release(profile);
+    }
+
     /// Takes a removed entry off its budget's count.
     pub(super) fn uncount(&self, entry: &Entry) {
         self.count[kind(entry.user.is_none())].fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Drops `key` of `user` from the per-user index (once its record is gone).
     pub(super) fn unindex(&self, user: &UserId, key: &SessionKey) {
-        let mut users = self.users_of(user).lock();
-        if let Some(keys) = users.keys.get_mut(user) {
-            keys.retain(|p| *p != key.prefix_u64());
-            if keys.is_empty() {
-                users.keys.remove(user);
-            }
-        }
+        let who = self.who(user);
+        let mut index = self.users_of(who).lock();
+        self.release(&mut index, who, frag(key));
     }
 
     /// Reserves room for one more session under its budget: a signed-in one is refused past
@@ -62,7 +161,7 @@ impl Inner {
         let before = self.count[kind(anonymous)].fetch_add(1, Ordering::Relaxed);
         if anonymous {
             if before >= self.max_anonymous {
-                self.evict_anonymous(shard_of(key.prefix_u64()));
+                self.evict_anonymous(shard_of(frag(key)));
             }
             return Ok(());
         }
@@ -89,6 +188,7 @@ impl Inner {
                     key = %victim.key.short(),
                     "evicted an anonymous session: the anonymous budget is full"
                 );
+                self.discard(*victim);
                 return true;
             }
         }
@@ -104,11 +204,13 @@ impl Inner {
     ) -> Result<(), StoreError> {
         let anonymous = record.user.is_none();
         self.reserve(anonymous, &record.key)?;
-        let mut entry = Box::new(Entry::from_record(record));
+        let mut entry = Box::new(Entry::from_record(record, &self.profiles));
         if user.is_some() {
             entry.user = user;
         }
-        if self.shard(&record.key).lock().insert(entry).is_err() {
+        let inserted = self.shard(&record.key).lock().insert(entry);
+        if let Err(entry) = inserted {
+            self.discard(*entry);
             self.count[kind(anonymous)].fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Collision);
         }
@@ -136,18 +238,19 @@ impl Inner {
         out
     }
 
-    /// Makes room for one more session of `user` under the per-user bound; the caller holds
-    /// the user's index shard and passes the user's key list.
+    /// Makes room for one more session of `who` under the per-user bound, from the caller's
+    /// lock of the user's index shard.
     pub(super) fn enforce_user_limit(
         &self,
-        user: &UserId,
-        keys: &mut Vec<SessionKey>,
+        who: Who<'_>,
+        index: &mut UserIndex,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let Some((limit, policy)) = self.max_per_user else {
             return Ok(());
         };
-        let mut live = self.live_of(user, keys, now);
+        let mut keys = self.keys_of(who, index);
+        let mut live = self.live_of(who.id, &mut keys, now);
         if live.len() < limit {
             return Ok(());
         }
@@ -157,8 +260,10 @@ impl Inner {
                 live.sort_by_key(|r| (r.created_at, r.last_seen_at));
                 let excess = live.len() + 1 - limit;
                 for victim in live.iter().take(excess) {
-                    self.remove_record(&victim.key);
-                    keys.retain(|k| *k != victim.key);
+                    if let Some(e) = self.remove_record(&victim.key) {
+                        self.discard(*e);
+                    }
+                    self.release(index, who, frag(&victim.key));
                     tracing::debug!(key = %victim.key.short(), "evicted the oldest session of a user at the per-user limit");
                 }
                 Ok(())
@@ -166,59 +271,40 @@ impl Inner {
         }
     }
 
+    /// Deletes up to `limit` expired records. Never holds a lock for more than
+    /// [`SWEEP_HOLD`] steps: each shard is swept in runs of at most that many filings, its lock
+    /// released between runs, and the per-user index is updated after each run. A call that
+    /// deletes fewer than `limit` (the end of a sweeper pass) also forgets the authorization
+    /// change times the contract no longer needs.
     pub(super) fn delete_expired(&self, now: Timestamp, limit: usize) -> u64 {
         let mut deleted: u64 = 0;
-        let mut unindex: Vec<(UserId, SessionKey)> = Vec::new();
-        let mut found = Vec::new();
+        let mut removed: Vec<Box<Entry>> = Vec::new();
         let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-        for shard in &*self.shards {
-            if deleted >= limit {
-                break;
-            }
-            let mut shard = shard.lock();
-            for index in [SIGNED_IN, ANONYMOUS] {
-                while deleted < limit {
-                    let Some(mut bucket) = shard.expiry[index].first_entry() else {
-                        break;
-                    };
-                    let filed = *bucket.key();
-                    if i64::from(filed) > now.unix() {
-                        break;
+        'shards: for shard in &*self.shards {
+            loop {
+                if deleted >= limit {
+                    break 'shards;
+                }
+                let budget = limit.saturating_sub(deleted);
+                // The lock is held for the run only: the entries are dropped after it.
+                let more = shard.lock().sweep_run(now, budget, &mut removed);
+                for e in removed.drain(..) {
+                    deleted += 1;
+                    self.uncount(&e);
+                    if let Some(user) = &e.user {
+                        self.unindex(user, &e.key);
                     }
-                    let Some(prefix) = bucket.get_mut().pop() else {
-                        bucket.remove();
-                        continue;
-                    };
-                    shard.keys_with_prefix(prefix, &mut found);
-                    for key in &found {
-                        let Some(entry) = shard.find_mut(key) else {
-                            continue;
-                        };
-                        if entry.filed_at != filed || kind(entry.user.is_none()) != index {
-                            continue; // a stale filing: the entry is filed elsewhere too
-                        }
-                        if entry.is_live(now) {
-                            // Activity moved the expiry; file it where it now belongs.
-                            let at = entry.expires_at();
-                            entry.filed_at = at;
-                            shard.expiry[index].entry(at).or_default().push(prefix);
-                            continue;
-                        }
-                        if let Some(e) = shard.remove(key) {
-                            self.uncount(&e);
-                            deleted += 1;
-                            if let Some(user) = e.user {
-                                unindex.push((user, *key));
-                            }
-                        }
-                    }
+                    self.discard(*e);
+                }
+                if !more {
+                    break;
                 }
             }
         }
-        for (user, key) in unindex {
-            self.unindex(&user, &key);
+        if deleted < limit {
+            self.forget_old_changes(now);
+            self.profiles.sweep();
         }
-        self.forget_old_changes(now);
         deleted
     }
 
@@ -227,12 +313,14 @@ impl Inner {
     fn forget_old_changes(&self, now: Timestamp) {
         for users in &*self.users {
             let mut users = users.lock();
-            let UserIndex { keys, changed } = &mut *users;
+            let UserIndex { pairs, changed } = &mut *users;
             if changed.is_empty() {
                 continue;
             }
             changed.retain(|user, at| {
-                keys.contains_key(user) || now.unix() < i64::from(*at) + i64::from(EPOCH_MEMORY)
+                let uf = self.who(user).frag();
+                now.unix() < i64::from(*at) + i64::from(EPOCH_MEMORY)
+                    || pairs.find(spread(uf), |p| p.user == uf).is_some()
             });
         }
     }
@@ -252,11 +340,31 @@ impl UserIndex {
             *stored = (*stored).max(at);
             return *stored;
         }
-        let shared = self
-            .keys
-            .get_key_value(user)
-            .map_or_else(|| user.clone(), |(k, _)| k.clone());
-        self.changed.insert(shared, at);
+        self.changed.insert(user.clone(), at);
         at
+    }
+
+    /// The key fragments paired with the user part `uf`.
+    pub(super) fn frags_of(&self, uf: u32) -> smallvec::SmallVec<[u32; 4]> {
+        self.pairs
+            .iter_hash(spread(uf))
+            .filter(|p| p.user == uf)
+            .map(|p| p.key)
+            .collect()
+    }
+
+    /// Adds a pair (once).
+    pub(super) fn insert(&mut self, pair: Pair) {
+        let hash = spread(pair.user);
+        if self.pairs.find(hash, |p| *p == pair).is_none() {
+            self.pairs.insert_unique(hash, pair, |p| spread(p.user));
+        }
+    }
+
+    /// Removes a pair.
+    pub(super) fn remove(&mut self, pair: Pair) {
+        if let Ok(found) = self.pairs.find_entry(spread(pair.user), |p| *p == pair) {
+            found.remove();
+        }
     }
 }

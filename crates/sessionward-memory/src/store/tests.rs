@@ -1,0 +1,186 @@
+//! The store's internal sets: the per-user pairs and the shared profiles are left with what the
+//! stored sessions need, whatever removed the others.
+
+use super::*;
+use sessionward_conformance::fixtures;
+
+fn store() -> MemoryStore {
+    MemoryStore::builder()
+        .sweep(SweepConfig::disabled())
+        .build()
+}
+
+fn pairs(store: &MemoryStore) -> usize {
+    store.inner.users.iter().map(|u| u.lock().pairs.len()).sum()
+}
+
+fn profiles(store: &MemoryStore) -> usize {
+    store
+        .inner
+        .profiles
+        .shards
+        .iter()
+        .map(|s| s.lock().len())
+        .sum()
+}
+
+fn record(user: Option<&str>, agent: &str, at: Timestamp) -> SessionRecord {
+    let mut r =
+        fixtures::record_lasting(user, at, Duration::from_secs(60), Duration::from_secs(3600));
+    r.user_agent = Some(agent.to_owned());
+    r
+}
+
+#[tokio::test]
+async fn sessions_share_a_profile_and_the_last_one_out_removes_it() {
+    let store = store();
+    let t = Timestamp::from_unix(1_000_000);
+    let a = record(Some("ann"), "Firefox", t);
+    let b = record(Some("ben"), "Firefox", t);
+    let c = record(None, "Chrome", t);
+    for r in [&a, &b, &c] {
+        store.create(r).await.expect("create");
+    }
+    assert_eq!(profiles(&store), 2);
+    assert_eq!(pairs(&store), 2);
+    let loaded = store.load(&a.key, t).await.expect("load").expect("live");
+    assert_eq!(loaded.user_agent.as_deref(), Some("Firefox"));
+    assert_eq!(loaded.idle_timeout, Duration::from_secs(60));
+
+    // A new idle timeout is another profile; the old one stays while `b` holds it.
+    let change = ChangeSet {
+        idle_timeout: Some(Duration::from_secs(120)),
+        ..ChangeSet::default()
+    };
+    store.save(&a.key, None, &change, t).await.expect("save");
+    assert_eq!(profiles(&store), 3);
+    let loaded = store.load(&a.key, t).await.expect("load").expect("live");
+    assert_eq!(loaded.idle_timeout, Duration::from_secs(120));
+    assert_eq!(loaded.user_agent.as_deref(), Some("Firefox"));
+
+    assert!(store.delete(&b.key).await.expect("delete"));
+    assert_eq!(profiles(&store), 2, "ben's profile was his alone now");
+    assert_eq!(pairs(&store), 1);
+    assert_eq!(
+        store
+            .delete_by_user(&UserId::from("ann"), None, t)
+            .await
+            .expect("by user"),
+        1
+    );
+    assert_eq!(pairs(&store), 0);
+    // The sweeper takes the anonymous one, and with it the last profile.
+    assert_eq!(
+        store
+            .delete_expired(t + Duration::from_secs(60), 100)
+            .await
+            .expect("sweep"),
+        1
+    );
+    assert_eq!(profiles(&store), 0);
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn rotations_and_evictions_leave_only_what_is_stored() {
+    let store = MemoryStore::builder()
+        .max_anonymous_sessions(4)
+        .max_sessions_per_user(2, PerUserLimit::EvictOldest)
+        .sweep(SweepConfig::disabled())
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    // An anonymous flood of distinct user agents: the evicted sessions' profiles go with them.
+    for i in 0..50 {
+        store
+            .create(&record(None, &format!("bot-{i}"), t))
+            .await
+            .expect("anonymous");
+    }
+    assert_eq!(store.anonymous_len(), 4);
+    assert_eq!(profiles(&store), 4);
+    // Sign-ins rotate anonymous sessions; the per-user bound evicts the oldest.
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        let anon = record(None, "Safari", t);
+        store.create(&anon).await.expect("anonymous");
+        let signed = record(Some("cat"), "Safari", t + Duration::from_secs(i));
+        let outcome = store
+            .rotate(&anon.key, None, &signed, t + Duration::from_secs(i))
+            .await
+            .expect("rotate");
+        assert_eq!(outcome, RotateOutcome::Rotated);
+        keys.push(signed.key);
+    }
+    let cat = UserId::from("cat");
+    let listed = store
+        .list_by_user(&cat, t + Duration::from_secs(3))
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 2, "the per-user bound kept two");
+    assert_eq!(pairs(&store), 2);
+    // Rotating a signed-in session to a new key moves its pair.
+    let next = record(Some("cat"), "Safari", t + Duration::from_secs(4));
+    store
+        .rotate(&keys[2], None, &next, t + Duration::from_secs(4))
+        .await
+        .expect("rotate");
+    assert_eq!(pairs(&store), 2);
+    assert_eq!(
+        store
+            .delete_by_user(&cat, None, t + Duration::from_secs(5))
+            .await
+            .expect("by user"),
+        2
+    );
+    assert_eq!(pairs(&store), 0);
+    store
+        .delete_expired(t + Duration::from_secs(3600), 1000)
+        .await
+        .expect("sweep");
+    assert!(store.is_empty());
+    assert_eq!(profiles(&store), 0);
+}
+
+#[test]
+fn the_entry_fits_a_144_byte_chunk() {
+    // glibc hands out 144 bytes for up to 136; one more byte would cost a 160-byte chunk.
+    assert!(std::mem::size_of::<Entry>() <= 136);
+}
+
+#[tokio::test]
+async fn a_refused_rotation_puts_the_session_back_in_its_users_index() {
+    let store = MemoryStore::builder()
+        .max_sessions_per_user(1, PerUserLimit::Refuse)
+        .sweep(SweepConfig::disabled())
+        .build();
+    let t = Timestamp::from_unix(1_000_000);
+    let dan = record(Some("dan"), "Firefox", t);
+    let eve = record(Some("eve"), "Firefox", t);
+    store.create(&dan).await.expect("dan");
+    store.create(&eve).await.expect("eve");
+    // Dan's session signing in as Eve, who is at her bound: refused, nothing changes.
+    let as_eve = record(Some("eve"), "Firefox", t);
+    let err = store
+        .rotate(&dan.key, None, &as_eve, t)
+        .await
+        .expect_err("eve is at her bound");
+    assert!(
+        matches!(err, StoreError::UserLimitReached { limit: 1 }),
+        "{err:?}"
+    );
+    let dans = store
+        .list_by_user(&UserId::from("dan"), t)
+        .await
+        .expect("list");
+    assert_eq!(dans.len(), 1);
+    assert_eq!(dans[0].key, dan.key);
+    assert_eq!(pairs(&store), 2);
+    assert_eq!(
+        store
+            .delete_by_user(&UserId::from("dan"), None, t)
+            .await
+            .expect("by user"),
+        1
+    );
+    assert!(store.load(&dan.key, t).await.expect("load").is_none());
+}
