@@ -7,8 +7,8 @@
 //! - `P` (passed as an argument) is the key prefix `{namespace}:`; every key starts with it, so
 //!   every key of one store hashes to one Redis Cluster slot and scripts may reach the keys they
 //!   derive from a record (the owner's index) without a `CROSSSLOT` error.
-//! - A record is the hash `P s:<key hex>`: meta fields `h u uk r c s a i x ua v z p` and one field
-//!   `d:<name>` per data key, holding the value's JSON text.
+//! - A record is the hash `P s:<key hex>`: meta fields `h u uk r c s a i x ua v z p`, the data size
+//!   `ds` (see `SAVE`) and one field `d:<name>` per data key, holding the value's JSON text.
 //! - The user index is the set `P u:<uk>` of key hexes, `uk` being a digest of the user id.
 //! - The user's authorization change time is the string `P e:<uk>` (unix seconds of the
 //!   caller's clock), written by the per-user scripts and kept (TTL) at least 24 h after the
