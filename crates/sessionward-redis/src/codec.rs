@@ -34,13 +34,43 @@ pub(crate) fn roles_json(roles: &RoleSet) -> String {
     serde_json::to_string(&roles.to_vec()).unwrap_or_else(|_| "[]".to_owned())
 }
 
+/// The length of `k` as a JSON string, quotes included (what `serde_json` writes: `"` and `\\`
+/// escaped with a backslash, `\b \t \n \f \r` likewise, other control characters as
+/// `\u00XX`, everything else as is).
+pub(crate) fn quoted_len(k: &str) -> usize {
+    2 + k
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0c | b'\r' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// The size field `ds` of a record at `version` holding `data` (name, JSON text of the value):
+/// `<version> <sum> <count>`, the sum over the keys of quoted-name length + 1 + value length
+/// (the JSON object text is then `2 + sum + count - 1` bytes, `2` when empty). The save script
+/// trusts it only while `<version>` is the record's version (`scripts.rs`, `SAVE`).
+pub(crate) fn size_field<'a>(
+    version: u64,
+    data: impl IntoIterator<Item = (&'a str, usize)>,
+) -> String {
+    let (mut sum, mut count) = (0usize, 0usize);
+    for (k, value_len) in data {
+        sum += quoted_len(k) + 1 + value_len;
+        count += 1;
+    }
+    format!("{version} {sum} {count}")
+}
+
 /// The fields of a record, as alternating names and values for `HSET`.
 ///
 /// # Errors
 /// [`StoreError::Data`] if the record's data is not a JSON object.
 pub(crate) fn record_fields(r: &SessionRecord) -> Result<Vec<String>, StoreError> {
     let data = r.data.to_map()?;
-    let mut out = Vec::with_capacity(22 + 2 * data.len());
+    let mut out = Vec::with_capacity(24 + 2 * data.len());
     let mut push = |k: &str, v: String| {
         out.push(k.to_owned());
         out.push(v);
@@ -66,9 +96,13 @@ pub(crate) fn record_fields(r: &SessionRecord) -> Result<Vec<String>, StoreError
     if let Some(p) = r.persistent {
         push("p", if p { "1" } else { "0" }.to_owned());
     }
+    let mut sizes = Vec::with_capacity(data.len());
     for (k, v) in &data {
-        push(&format!("{DATA_PREFIX}{k}"), v.to_string());
+        let text = v.to_string();
+        sizes.push((k.as_str(), text.len()));
+        push(&format!("{DATA_PREFIX}{k}"), text);
     }
+    push("ds", size_field(r.version, sizes));
     Ok(out)
 }
 
@@ -273,6 +307,43 @@ mod tests {
         map.remove("h");
         assert!(matches!(decode(r.key, &map), Err(StoreError::Corrupt(_))));
         assert!(decode(r.key, &HashMap::new()).expect("empty").is_none());
+    }
+
+    #[test]
+    fn quoted_len_is_the_length_serde_json_writes() {
+        let keys = [
+            "",
+            "plain",
+            "quote\"back\\slash",
+            "ctl\n\t\u{1}\u{1f}\u{7f}\u{8}\u{c}\r",
+            "ünï ☃ é",
+        ];
+        for k in keys {
+            let json = serde_json::to_string(k).expect("string");
+            assert_eq!(quoted_len(k), json.len(), "{k:?}");
+        }
+        for b in 0u8..=0x7f {
+            let k = char::from(b).to_string();
+            let json = serde_json::to_string(&k).expect("string");
+            assert_eq!(quoted_len(&k), json.len(), "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn the_size_field_gives_the_length_of_the_data_text() {
+        let r = sample();
+        let fields = record_fields(&r).expect("fields");
+        let map = to_map(fields);
+        let ds = map.get("ds").expect("size field");
+        let parts: Vec<usize> = ds.split(' ').map(|p| p.parse().expect("number")).collect();
+        let [version, sum, count] = parts[..] else {
+            panic!("{ds:?}")
+        };
+        assert_eq!(version, 7);
+        assert_eq!(count, 5);
+        assert_eq!(2 + sum + count - 1, r.data.len_bytes());
+        // Empty data: nothing summed; the text is `{}`.
+        assert_eq!(size_field(3, []), "3 0 0");
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! - **Checked inside the scripts.** A rotation given an expected version replaces the old
 //!   record only at that version (`RotateOutcome::Conflict` otherwise). A save with
 //!   [`ChangeSet::data_limit`](sessionward_core::ChangeSet::data_limit) computes the size of
-//!   the JSON object text the data would load as (from the data fields' names and values,
-//!   after its own changes) and past the limit fails with
+//!   the JSON object text the data would load as (from a size the record keeps and the lengths
+//!   of the keys the save changes, so it does not read the whole record) and past the limit
+//!   fails with
 //!   [`DataError::TooLarge`](sessionward_core::DataError::TooLarge), writing nothing, so
 //!   concurrent saves of different keys cannot grow a session past it together.
 //! - **Expiry three ways.** Every operation decides expiry by the `now` it is given; a Redis

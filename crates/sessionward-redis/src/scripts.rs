@@ -7,8 +7,8 @@
 //! - `P` (passed as an argument) is the key prefix `{namespace}:`; every key starts with it, so
 //!   every key of one store hashes to one Redis Cluster slot and scripts may reach the keys they
 //!   derive from a record (the owner's index) without a `CROSSSLOT` error.
-//! - A record is the hash `P s:<key hex>`: meta fields `h u uk r c s a i x ua v z p` and one field
-//!   `d:<name>` per data key, holding the value's JSON text.
+//! - A record is the hash `P s:<key hex>`: meta fields `h u uk r c s a i x ua v z p`, the data size
+//!   `ds` (see `SAVE`) and one field `d:<name>` per data key, holding the value's JSON text.
 //! - The user index is the set `P u:<uk>` of key hexes, `uk` being a digest of the user id.
 //! - The user's authorization change time is the string `P e:<uk>` (unix seconds of the
 //!   caller's clock), written by the per-user scripts and kept (TTL) at least 24 h after the
@@ -22,13 +22,23 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Helpers prepended to every script.
-pub(crate) const PRELUDE: &str = r"
+// The Lua helpers, one macro each, so that the full prelude (for the cluster scripts) and the
+// per-script selection below share one text.
+macro_rules! lua_expiry {
+    () => {
+        r"
 local function expiry(s, i, x)
   local e = s + i
   if x < e then e = x end
   return e
 end
+"
+    };
+}
+
+macro_rules! lua_ttl {
+    () => {
+        r"
 local function ttl(e, now, slack)
   local t = e - now
   if t < 0 then t = 0 end
@@ -37,13 +47,34 @@ local function ttl(e, now, slack)
   if t > 1000000000 then t = 1000000000 end
   return string.format('%d', t)
 end
+"
+    };
+}
+
+macro_rules! lua_score {
+    () => {
+        r"
 local function score(e)
   return string.format('%.17g', e)
 end
+"
+    };
+}
+
+macro_rules! lua_member {
+    () => {
+        r"
 local function member(hex, uk)
   if uk and uk ~= '' then return hex .. ':' .. uk end
   return hex
 end
+"
+    };
+}
+
+macro_rules! lua_hset_from {
+    () => {
+        r"
 local function hset_from(key, args, first, last)
   local i = first
   while i <= last do
@@ -52,6 +83,13 @@ local function hset_from(key, args, first, last)
     i = j + 1
   end
 end
+"
+    };
+}
+
+macro_rules! lua_json_key_len {
+    () => {
+        r"
 local function json_key_len(k)
   if not string.find(k, '[%z\1-\31\34\92]') then return #k + 2 end
   local _, quotes = string.gsub(k, '[\34\92]', '')
@@ -59,6 +97,13 @@ local function json_key_len(k)
   local _, short = string.gsub(k, '[\8\9\10\12\13]', '')
   return #k + 2 + quotes + 5 * controls - 4 * short
 end
+"
+    };
+}
+
+macro_rules! lua_bump_epoch {
+    () => {
+        r"
 local function bump_epoch(key, now, keep)
   local changed = tonumber(now)
   local stored = tonumber(redis.call('GET', key) or '')
@@ -71,14 +116,35 @@ local function bump_epoch(key, now, keep)
   redis.call('SET', key, string.format('%d', changed), 'EX', string.format('%d', t))
   return changed
 end
+"
+    };
+}
+
+macro_rules! lua_stale {
+    () => {
+        r"
 local function stale(epoch_key, authorized_at)
   local e = tonumber(redis.call('GET', epoch_key) or '')
   return e ~= nil and tonumber(authorized_at) < e
 end
+"
+    };
+}
+
+macro_rules! lua_stamp {
+    () => {
+        r"
 local function stamp(rec, changed)
   local z = tonumber(redis.call('HGET', rec, 'z') or redis.call('HGET', rec, 'c') or '0')
   if not z or z < changed then redis.call('HSET', rec, 'z', string.format('%d', changed)) end
 end
+"
+    };
+}
+
+macro_rules! lua_hdel_from {
+    () => {
+        r"
 local function hdel_from(key, args, first, last)
   local i = first
   while i <= last do
@@ -87,11 +153,38 @@ local function hdel_from(key, args, first, last)
     i = j + 1
   end
 end
-";
+"
+    };
+}
 
-/// One script, with the prelude.
+/// Every helper, prepended to the cluster scripts (`cluster.rs`).
+pub(crate) const PRELUDE: &str = concat!(lua_expiry!(), lua_ttl!(), lua_score!(), lua_member!(), lua_hset_from!(), lua_json_key_len!(), lua_bump_epoch!(), lua_stale!(), lua_stamp!(), lua_hdel_from!());
+
+/// The helpers by name: a single-node script gets only those it calls (a `local function`
+/// costs Redis a closure on every call of the script).
+const HELPERS: [(&str, &str); 10] = [
+    ("expiry", lua_expiry!()),
+    ("ttl", lua_ttl!()),
+    ("score", lua_score!()),
+    ("member", lua_member!()),
+    ("hset_from", lua_hset_from!()),
+    ("json_key_len", lua_json_key_len!()),
+    ("bump_epoch", lua_bump_epoch!()),
+    ("stale", lua_stale!()),
+    ("stamp", lua_stamp!()),
+    ("hdel_from", lua_hdel_from!()),
+];
+
+/// One script, with the helpers its body calls (none of them calls another).
 fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+    let mut text = String::new();
+    for (name, code) in HELPERS {
+        if body.contains(&format!("{name}(")) {
+            text.push_str(code);
+        }
+    }
+    text.push_str(body);
+    Script::new(&text)
 }
 
 /// Every script, compiled (hashed) once.
@@ -138,43 +231,88 @@ return 1
 /// KEYS: record, expiry index.
 /// ARGV: now, expected version or '', check the version '1'|'0', clear '1'|'0',
 /// last_seen or '', absolute expiry or '', idle secs or '', ttl slack, key hex,
-/// data size limit or '', number of set pairs N, N x (field, value), fields to remove...
+/// data size limit or '', number of set keys N, number of removed keys M,
+/// N x (field, value), N x quoted key length, M x field, M x quoted key length.
 /// Returns {0} gone, {1, version} saved, {2, version} conflict, {3, size} data too large
 /// (nothing written).
 ///
 /// The size of the data is that of the JSON object text the record loads as (what
-/// `codec::decode` builds and `serde_json` would write: `{"name":value,...}`, no spaces), so
-/// it is computed from the lengths of the data fields' names and values, after the removals
-/// and sets of this save.
+/// `codec::decode` builds and `serde_json` would write: `{"name":value,...}`, no spaces). The
+/// record keeps it in the field `ds` = `<version> <sum> <count>` (`codec::size_field`): the sum
+/// over data keys of quoted-name length + 1 + value length, and their count, valid while
+/// `<version>` is the record's `v` (a writer that does not keep `ds`, such as an older
+/// release, bumps `v` and so invalidates it). A save measures only the keys it sets or removes
+/// (`HSTRLEN`, lengths of quoted names from the caller); with no valid `ds` and a limit to
+/// check it reads the data once (`HGETALL`) and stores the result.
+///
+/// The record's TTL and its expiry index entry are rewritten only when its expiry moved.
 const SAVE: &str = r"
 local rec = KEYS[1]
-local f = redis.call('HMGET', rec, 'v', 's', 'i', 'x', 'uk')
+local f = redis.call('HMGET', rec, 'v', 's', 'i', 'x', 'uk', 'ds')
 if not f[1] then return {0} end
 local now = tonumber(ARGV[1])
 local s, i, x = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
-if now >= expiry(s, i, x) then return {0} end
+local e0 = expiry(s, i, x)
+if now >= e0 then return {0} end
 if ARGV[3] == '1' and f[1] ~= ARGV[2] then return {2, f[1]} end
-local nset = tonumber(ARGV[11])
-local first_set, last_set = 12, 11 + 2 * nset
-if ARGV[10] ~= '' then
-  local lens = {}
-  if ARGV[4] ~= '1' then
+local nset, nrem = tonumber(ARGV[11]), tonumber(ARGV[12])
+local first_set, last_set = 13, 12 + 2 * nset
+local first_klen = last_set + 1
+local first_rem = first_klen + nset
+local last_rem = first_rem + nrem - 1
+local first_rklen = last_rem + 1
+local clear = ARGV[4] == '1'
+local sum, n
+if f[6] then
+  local dv, a, b = string.match(f[6], '^(%d+) (%d+) (%d+)$')
+  if dv == f[1] then sum, n = tonumber(a), tonumber(b) end
+end
+local changes = clear or nset > 0 or nrem > 0
+if changes and (sum or ARGV[10] ~= '') then
+  if clear then
+    sum, n = 0, 0
+  elseif not sum then
+    sum, n = 0, 0
     local all = redis.call('HGETALL', rec)
     for j = 1, #all, 2 do
-      if string.sub(all[j], 1, 2) == 'd:' then lens[all[j]] = #all[j + 1] end
+      if string.sub(all[j], 1, 2) == 'd:' then
+        sum = sum + json_key_len(string.sub(all[j], 3)) + 1 + #all[j + 1]
+        n = n + 1
+      end
     end
   end
-  for j = last_set + 1, #ARGV do lens[ARGV[j]] = nil end
-  for j = first_set, last_set, 2 do lens[ARGV[j]] = #ARGV[j + 1] end
-  local size, n = 2, 0
-  for k, len in pairs(lens) do
-    size = size + json_key_len(string.sub(k, 3)) + 1 + len
-    n = n + 1
+  local cur = {}
+  local function len_of(field)
+    local l = cur[field]
+    if l == nil then
+      if clear then l = 0 else l = redis.call('HSTRLEN', rec, field) end
+    end
+    return l
   end
-  if n > 1 then size = size + n - 1 end
-  if size > tonumber(ARGV[10]) then return {3, size} end
+  for j = 0, nrem - 1 do
+    local field = ARGV[first_rem + j]
+    local l = len_of(field)
+    if l > 0 then
+      sum = sum - (tonumber(ARGV[first_rklen + j]) + 1 + l)
+      n = n - 1
+    end
+    cur[field] = 0
+  end
+  for j = 0, nset - 1 do
+    local field, value = ARGV[first_set + 2 * j], ARGV[first_set + 2 * j + 1]
+    local klen = tonumber(ARGV[first_klen + j])
+    local l = len_of(field)
+    if l > 0 then sum = sum - (klen + 1 + l) else n = n + 1 end
+    sum = sum + klen + 1 + #value
+    cur[field] = #value
+  end
+  if ARGV[10] ~= '' then
+    local size = 2 + sum
+    if n > 1 then size = size + n - 1 end
+    if size > tonumber(ARGV[10]) then return {3, size} end
+  end
 end
-if ARGV[4] == '1' then
+if clear then
   local names = redis.call('HKEYS', rec)
   local data = {}
   for _, k in ipairs(names) do
@@ -182,25 +320,38 @@ if ARGV[4] == '1' then
   end
   hdel_from(rec, data, 1, #data)
 end
-hdel_from(rec, ARGV, last_set + 1, #ARGV)
-hset_from(rec, ARGV, first_set, last_set)
+hdel_from(rec, ARGV, first_rem, last_rem)
+local h = {}
+for j = first_set, last_set do h[#h + 1] = ARGV[j] end
 if ARGV[5] ~= '' and tonumber(ARGV[5]) > s then
   s = tonumber(ARGV[5])
-  redis.call('HSET', rec, 's', ARGV[5])
+  h[#h + 1] = 's'
+  h[#h + 1] = ARGV[5]
 end
 if ARGV[6] ~= '' then
   x = tonumber(ARGV[6])
-  redis.call('HSET', rec, 'x', ARGV[6])
+  h[#h + 1] = 'x'
+  h[#h + 1] = ARGV[6]
 end
 if ARGV[7] ~= '' then
   i = tonumber(ARGV[7])
-  redis.call('HSET', rec, 'i', ARGV[7])
+  h[#h + 1] = 'i'
+  h[#h + 1] = ARGV[7]
 end
-local v = redis.call('HINCRBY', rec, 'v', 1)
+local v = string.format('%d', tonumber(f[1]) + 1)
+h[#h + 1] = 'v'
+h[#h + 1] = v
+if sum then
+  h[#h + 1] = 'ds'
+  h[#h + 1] = v .. ' ' .. string.format('%d', sum) .. ' ' .. string.format('%d', n)
+end
+hset_from(rec, h, 1, #h)
 local e = expiry(s, i, x)
-redis.call('ZADD', KEYS[2], score(e), member(ARGV[9], f[5]))
-redis.call('EXPIRE', rec, ttl(e, now, tonumber(ARGV[8])))
-return {1, v}
+if e ~= e0 then
+  redis.call('ZADD', KEYS[2], score(e), member(ARGV[9], f[5]))
+  redis.call('EXPIRE', rec, ttl(e, now, tonumber(ARGV[8])))
+end
+return {1, tonumber(v)}
 ";
 
 /// KEYS: record, expiry index. ARGV: now, ttl slack, key hex.

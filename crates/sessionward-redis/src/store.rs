@@ -389,12 +389,19 @@ impl SessionStore for RedisStore {
             .arg(inner.ttl_slack)
             .arg(key.to_hex())
             .arg(limit.map_or_else(String::new, |l| l.to_string()))
-            .arg(data.set.len());
+            .arg(data.set.len())
+            .arg(data.remove.len());
         for (k, v) in &data.set {
             inv.arg(format!("{DATA_PREFIX}{k}")).arg(v.to_string());
         }
+        for k in data.set.keys() {
+            inv.arg(codec::quoted_len(k));
+        }
         for k in &data.remove {
             inv.arg(format!("{DATA_PREFIX}{k}"));
+        }
+        for k in &data.remove {
+            inv.arg(codec::quoted_len(k));
         }
         let reply: Value = inner.script(&inv).await?;
         let Value::Array(items) = &reply else {

@@ -171,6 +171,132 @@ async fn load_costs_one_command_and_save_one_script_call() {
         !d.contains_key("hgetall"),
         "a save must not read the record back: {d:?}"
     );
+
+    // A save under a data limit measures only the keys it changes (the record keeps its data
+    // size), and one that does not move the expiry leaves the TTL and the expiry index alone.
+    let v = store.load(&r.key, t).await.expect("load").expect("live").version;
+    let before = command_calls(&server.raw("INFO commandstats"));
+    let mut c = ChangeSet::default();
+    c.data.insert("n", json!(2));
+    c.data.remove("cart");
+    c.data_limit = Some(1000);
+    assert_eq!(
+        store.save(&r.key, Some(v), &c, t).await.expect("save"),
+        SaveOutcome::Saved { version: v + 1 }
+    );
+    let after = command_calls(&server.raw("INFO commandstats"));
+    let d = delta(&before, &after);
+    assert_eq!(d.get("evalsha"), Some(&1), "{d:?}");
+    for cmd in ["hgetall", "hkeys", "zadd", "expire", "hincrby"] {
+        assert!(!d.contains_key(cmd), "{cmd} in a limited data save: {d:?}");
+    }
+    // One that moves it rewrites both.
+    let before = command_calls(&server.raw("INFO commandstats"));
+    let c = ChangeSet {
+        last_seen_at: Some(t + Duration::from_secs(5)),
+        ..ChangeSet::default()
+    };
+    store
+        .save(&r.key, None, &c, t + Duration::from_secs(5))
+        .await
+        .expect("save");
+    let after = command_calls(&server.raw("INFO commandstats"));
+    let d = delta(&before, &after);
+    assert_eq!((d.get("zadd"), d.get("expire")), (Some(&1), Some(&1)), "{d:?}");
+}
+
+/// The data size a save checks the limit against, for `r` as it is stored now plus `c`.
+async fn expected_size(store: &RedisStore, r: &SessionRecord, c: &ChangeSet, t: Timestamp) -> usize {
+    let now = store.load(&r.key, t).await.expect("load").expect("live");
+    now.data.apply(&c.data, None).expect("applies").len_bytes()
+}
+
+/// Saves `c` under a limit one byte short of the size it would give (refused, with that
+/// size), then under the exact size (applied).
+async fn refused_then_saved(store: &RedisStore, r: &SessionRecord, c: &ChangeSet, t: Timestamp) {
+    let size = expected_size(store, r, c, t).await;
+    let mut c = c.clone();
+    c.data_limit = Some(size - 1);
+    match store.save(&r.key, None, &c, t).await {
+        Err(StoreError::Data(DataError::TooLarge { size: got, .. })) => assert_eq!(got, size),
+        other => panic!("expected TooLarge at {size}, got {other:?}"),
+    }
+    c.data_limit = Some(size);
+    assert!(matches!(
+        store.save(&r.key, None, &c, t).await.expect("save"),
+        SaveOutcome::Saved { .. }
+    ));
+    let back = store.load(&r.key, t).await.expect("load").expect("live");
+    assert_eq!(back.data.len_bytes(), size);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_without_a_current_size_field_are_measured_from_their_data() {
+    let Some(server) = RedisServer::start("size_field_upgrade") else {
+        return;
+    };
+    let store = own_store(&server, "upgrade").await;
+    let mut conn = redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let t = SystemClock.now();
+    let mut r = record(Some("carol"), t);
+    r.data = SessionData::from_json(r#"{"cart":["a","b"],"theme":"dark"}"#).expect("json");
+    store.create(&r).await.expect("create");
+    let rec = format!("{{upgrade}}:s:{}", r.key.to_hex());
+
+    // A record of the previous layout (no `ds`) loads, and its first limited save measures
+    // the data it holds.
+    let _: () = conn.hdel(&rec, "ds").await.expect("hdel");
+    assert_eq!(
+        store.load(&r.key, t).await.expect("load").expect("live").data,
+        r.data
+    );
+    let mut c = ChangeSet::default();
+    c.data.insert("n", json!(1));
+    refused_then_saved(&store, &r, &c, t).await;
+    let ds: Option<String> = conn.hget(&rec, "ds").await.expect("hget");
+    assert!(ds.is_some(), "the save stores the size it measured");
+    let before = command_calls(&server.raw("INFO commandstats"));
+    let mut c = ChangeSet::default();
+    c.data.insert("n", json!(2));
+    c.data_limit = Some(10_000);
+    store.save(&r.key, None, &c, t).await.expect("save");
+    let d = delta(&before, &command_calls(&server.raw("INFO commandstats")));
+    assert!(!d.contains_key("hgetall"), "{d:?}");
+
+    // A writer that does not keep `ds` (an older release, during a rolling deploy) adds data
+    // and bumps the version: the stale size is not trusted.
+    let big = format!("\"{}\"", "x".repeat(300));
+    let _: () = conn.hset(&rec, "d:big", &big).await.expect("hset");
+    let _: () = conn.hincr(&rec, "v", 1).await.expect("hincrby");
+    let mut c = ChangeSet::default();
+    c.data.insert("theme", json!("light"));
+    refused_then_saved(&store, &r, &c, t).await;
+    let back = store.load(&r.key, t).await.expect("load").expect("live");
+    assert_eq!(back.data.to_map().expect("map").get("big"), Some(&json!("x".repeat(300))));
+
+    // Removals, a clear, keys set and removed again: the kept size follows every step.
+    let mut c = ChangeSet::default();
+    c.data.remove("big");
+    c.data.insert("q\"\n", json!({"k": [1, 2]}));
+    refused_then_saved(&store, &r, &c, t).await;
+    let mut c = ChangeSet::default();
+    c.data.remove("no-such-key");
+    c.data.insert("n", json!(12_345));
+    refused_then_saved(&store, &r, &c, t).await;
+    let mut c = ChangeSet::default();
+    c.data.clear();
+    c.data.insert("only", json!(true));
+    refused_then_saved(&store, &r, &c, t).await;
+    let mut c = ChangeSet::default();
+    c.data.remove("only");
+    refused_then_saved(&store, &r, &c, t).await;
+    let mut c = ChangeSet::default();
+    c.data.insert("again", json!("x"));
+    refused_then_saved(&store, &r, &c, t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
