@@ -261,7 +261,10 @@ pub fn bare_app() -> Router {
                 },
             ),
         );
-    app_outer(sessioned(tower::layer::util::Identity::new(), Router::new().nest("/api", api)))
+    app_outer(sessioned(
+        tower::layer::util::Identity::new(),
+        Router::new().nest("/api", api),
+    ))
 }
 
 /// sessionward in the demo app's stack over `store`: cookie and bearer transport, the

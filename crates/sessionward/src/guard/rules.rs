@@ -159,7 +159,9 @@ impl Rules {
         if let Some(site) = headers.get(SEC_FETCH_SITE).map(HeaderValue::as_bytes) {
             // The browser compared the full origins itself (`Origin: null` from a page with
             // `Referrer-Policy: no-referrer` included): believe it.
-            return !(is(Some(site), "same-origin") || is(Some(site), "none") || trusted(&origin()));
+            return !(is(Some(site), "same-origin")
+                || is(Some(site), "none")
+                || trusted(&origin()));
         }
         if raw_origin.is_none() {
             return false;
