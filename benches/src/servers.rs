@@ -22,7 +22,7 @@
 //! (a standalone layer), so the two stacks differ only in the session work.
 //!
 //! The session layer and the guard wrap the routed application once, as the demo app
-//! composes them ([`sessioned`]): `Router::layer` would wrap every route in them instead,
+//! composes them (`sessioned`): `Router::layer` would wrap every route in them instead,
 //! and axum clones a route's whole boxed stack on each request.
 
 use std::convert::Infallible;
