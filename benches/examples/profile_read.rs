@@ -3,9 +3,11 @@
 //!
 //! Run with: `cargo build --release -p sessionward-bench --example profile_read` and then
 //! `valgrind --tool=callgrind target/release/examples/profile_read sw-mem read 20000`.
-//! Variants: `bare`, `sw-mem`, `ts-mem`. Routes: `read`, `write`, `plain` (the bare routes),
-//! `app-read` (`GET /api/me`), `app-write` (`PUT /api/prefs/theme`) and `healthz` (the
-//! app-shaped stack, see `sessionward_bench::servers`).
+//! Variants: `bare`, `sw-mem`, `ts-mem`. Routes: `read`, `write`, `plain`, `login` (the bare
+//! routes), `app-read` (`GET /api/me`), `app-write` (`PUT /api/prefs/theme`), `app-login`
+//! (`POST /api/login`) and `healthz` (the app-shaped stack, see `sessionward_bench::servers`).
+//! The sign-in routes (`login`, `app-login`) are sent without a cookie, as the harness's
+//! `login` workload sends them: each request creates a new signed-in session.
 
 use std::sync::Arc;
 
@@ -29,7 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             Shape::App,
             Some(r#"{"value":"dark"}"#),
         ),
+        "app-login" => ("POST", "/api/login", Shape::App, None),
         "healthz" => ("GET", "/healthz", Shape::App, None),
+        "login" => ("POST", "/login", Shape::Bare, None),
         "write" => ("POST", "/write", Shape::Bare, None),
         "plain" => ("GET", "/plain", Shape::Bare, None),
         _ => ("GET", "/read", Shape::Bare, None),
@@ -41,7 +45,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             servers::sessionward_shaped(Arc::new(sessionward_memory::MemoryStore::new()), shape)?
         }
         _ => servers::tower_sessions_memory(shape),
-    };
+    }
+    // What `axum::serve` does with a `Router` before serving it (the harness's servers):
+    // handlers become routes once, instead of on every call.
+    .with_state(());
     let login = if shape == Shape::App {
         "/api/login"
     } else {
@@ -64,12 +71,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .and_then(|v| v.split(';').next())
         .unwrap_or("__Host-id=none")
         .to_owned();
+    let sign_in = route.ends_with("login");
     let mut ok = 0;
     for _ in 0..n {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("cookie", &cookie)
+        let mut req = Request::builder().method(method).uri(path);
+        if !sign_in {
+            req = req.header("cookie", &cookie);
+        }
+        req = req
             .header("user-agent", user_agent)
             .header("sec-fetch-site", "same-origin");
         if body.is_some() {

@@ -20,17 +20,23 @@
 //!
 //! The tower-sessions twin uses the same outer layers and sessionward's `CrossOriginGuard`
 //! (a standalone layer), so the two stacks differ only in the session work.
+//!
+//! The session layer and the guard wrap the routed application once, as the demo app
+//! composes them (`sessioned`): `Router::layer` would wrap every route in them instead,
+//! and axum clones a route's whole boxed stack on each request.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::Path;
+use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
+use tower::{Layer, Service};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
@@ -167,12 +173,27 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
+/// `routes` under `session` (a session layer, or none) and the cross-origin guard, each
+/// applied once around the routed application (the demo app's composition).
+fn sessioned<L>(session: L, routes: Router) -> L::Service
+where
+    L: Layer<sessionward::CrossOriginGuardService<Router>>,
+{
+    // `with_state` makes the handlers routes once, as `axum::serve` does for the outer router.
+    session.layer(sessionward::CrossOriginGuard::new().layer(routes.with_state(())))
+}
+
 /// The demo app's outer layers around `sessioned` (the routes under the session layer):
 /// `/healthz` outside the session layer, a 64 KiB body limit, a 10 s body read timeout, a
 /// 30 s request timeout, security headers.
-fn app_outer(sessioned: Router) -> Router {
-    sessioned
+fn app_outer<S>(sessioned: S) -> Router
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .fallback_service(sessioned)
         .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10)))
         .layer(TimeoutLayer::with_status_code(
@@ -240,11 +261,10 @@ pub fn bare_app() -> Router {
                 },
             ),
         );
-    app_outer(
-        Router::new()
-            .nest("/api", api)
-            .layer(sessionward::CrossOriginGuard::new()),
-    )
+    app_outer(sessioned(
+        tower::layer::util::Identity::new(),
+        Router::new().nest("/api", api),
+    ))
 }
 
 /// sessionward in the demo app's stack over `store`: cookie and bearer transport, the
@@ -253,10 +273,7 @@ pub fn bare_app() -> Router {
 /// # Errors
 /// If the session configuration does not build.
 pub fn sessionward_app(store: Arc<dyn sessionward::SessionStore>) -> Result<Router, BoxError> {
-    use sessionward::{
-        CrossOriginGuard, RequireAuth, Session, SessionConfig, SessionError, SessionLayer,
-        Transport,
-    };
+    use sessionward::{RequireAuth, Session, SessionConfig, SessionError, SessionLayer, Transport};
     let config = SessionConfig::builder()
         .transport(Transport::CookieAndBearer)
         .build()?;
@@ -290,12 +307,10 @@ pub fn sessionward_app(store: Arc<dyn sessionward::SessionStore>) -> Result<Rout
                 },
             ),
         );
-    Ok(app_outer(
-        Router::new()
-            .nest("/api", api)
-            .layer(CrossOriginGuard::new())
-            .layer(SessionLayer::from_shared_store(store, config)),
-    ))
+    Ok(app_outer(sessioned(
+        SessionLayer::from_shared_store(store, config),
+        Router::new().nest("/api", api),
+    )))
 }
 
 /// The tower-sessions twin of [`sessionward_app`]: the same stack and routes, the auth check
@@ -378,12 +393,7 @@ macro_rules! tower_sessions_app {
                     },
                 ),
             );
-        app_outer(
-            Router::new()
-                .nest("/api", api)
-                .layer(sessionward::CrossOriginGuard::new())
-                .layer($layer),
-        )
+        app_outer(sessioned($layer, Router::new().nest("/api", api)))
     }};
 }
 

@@ -39,6 +39,7 @@ use sessionward::{
     CrossOriginGuard, GuessThrottle, IpRange, MemoryStore, SessionConfig, SessionLayer,
     SessionStore, SharedClock, SystemClock, Transport, role,
 };
+use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
@@ -318,6 +319,12 @@ struct RequestLimits {
 }
 
 /// The whole application over `store`.
+///
+/// The session layer and the cross-origin guard wrap the routed application once, as a
+/// service (`fallback_service`), rather than through `Router::layer`: `Router::layer` wraps
+/// every route in its own copy of the layers, and axum clones a route's whole boxed stack
+/// on each request, so each layer added that way costs an allocation per request. The
+/// behaviour is the same either way: every route and the 404 fallback are behind both.
 fn app(
     store: Arc<dyn SessionStore>,
     config: SessionConfig,
@@ -325,15 +332,19 @@ fn app(
     state: AppState,
     limits: RequestLimits,
 ) -> Router {
-    let sessions = SessionLayer::from_shared_store(store, config);
-    Router::new()
+    let routes = Router::new()
         .merge(html::routes())
         .nest("/api", api::routes())
         .fallback(html::not_found)
+        .with_state(state);
+    let sessioned = ServiceBuilder::new()
+        .layer(SessionLayer::from_shared_store(store, config))
         .layer(guard)
-        .layer(sessions)
+        .service(routes);
+    Router::new()
         // Outside the session layer: health checks never touch a session.
         .route("/healthz", get(|| async { "ok" }))
+        .fallback_service(sessioned)
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
         .layer(TimeoutLayer::with_status_code(
@@ -341,7 +352,6 @@ fn app(
             limits.request_timeout,
         ))
         .layer(middleware::map_response(security_headers))
-        .with_state(state)
 }
 
 fn init_logging() {

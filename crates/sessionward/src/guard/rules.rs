@@ -18,9 +18,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::config::ConfigError;
+
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// The body of the 403 answer.
 pub(crate) const BLOCKED: &str = r#"{"error":"cross_origin_request_blocked"}"#;
@@ -147,16 +149,25 @@ impl Rules {
             return false;
         }
         let raw_origin = headers.get(ORIGIN);
-        let origin = raw_origin
-            .and_then(|o| o.to_str().ok())
-            .and_then(Origin::parse);
-        let trusted = origin.as_ref().is_some_and(|o| self.trusted.contains(o));
-        if let Some(site) = headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
+        // Parsed only when a rule needs it (a browser's `same-origin` does not).
+        let origin = || {
+            raw_origin
+                .and_then(|o| o.to_str().ok())
+                .and_then(Origin::parse)
+        };
+        let trusted = |o: &Option<Origin>| o.as_ref().is_some_and(|o| self.trusted.contains(o));
+        if let Some(site) = headers.get(SEC_FETCH_SITE).map(HeaderValue::as_bytes) {
             // The browser compared the full origins itself (`Origin: null` from a page with
             // `Referrer-Policy: no-referrer` included): believe it.
-            return !(is(Some(site), "same-origin") || is(Some(site), "none") || trusted);
+            return !(is(Some(site), "same-origin")
+                || is(Some(site), "none")
+                || trusted(&origin()));
         }
-        if raw_origin.is_none() || trusted {
+        if raw_origin.is_none() {
+            return false;
+        }
+        let origin = origin();
+        if trusted(&origin) {
             return false;
         }
         // `Origin: null` (sandboxed frames, privacy redirects) or a malformed one names no

@@ -74,7 +74,7 @@ impl Session {
         let mut state = self.state();
         let view = state.view()?;
         let old = view.insert(key.to_owned(), value.clone());
-        let size = serde_json::to_vec(&*view).map_or(usize::MAX, |v| v.len());
+        let size = serialized_len(&*view);
         if size > limit {
             match old {
                 Some(old) => view.insert(key.to_owned(), old),
@@ -113,5 +113,24 @@ impl Session {
         state.view()?.clear();
         state.pending.changes.clear();
         Ok(())
+    }
+}
+
+/// The length of `value`'s JSON, counted without building it.
+fn serialized_len(value: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }

@@ -12,24 +12,23 @@ impl Session {
     /// Loads the record once (one store round trip), or decides without the store that there
     /// is none.
     pub(super) async fn ensure_loaded(&self) -> Result<(), SessionError> {
-        if !matches!(self.state().loaded, Loaded::NotYet) {
-            return Ok(());
+        {
+            let mut state = self.state();
+            if !matches!(state.loaded, Loaded::NotYet) {
+                return Ok(());
+            }
+            // Nothing to load: decided under the state lock, once, without the load lock (a
+            // sign-in without a cookie takes this path).
+            if !matches!(self.inner.presented, Presented::Token { .. }) {
+                state.loaded = self.nothing_to_load();
+                return Ok(());
+            }
         }
         let _guard = self.inner.load_lock.lock().await;
         if !matches!(self.state().loaded, Loaded::NotYet) {
             return Ok(());
         }
         let loaded = match &self.inner.presented {
-            Presented::Nothing => Loaded::Absent,
-            Presented::Malformed { via } => {
-                events::malformed(self.events(), *via);
-                self.guess_failed();
-                Loaded::Absent
-            }
-            Presented::Ambiguous { via, .. } => {
-                events::ambiguous(self.events(), *via);
-                Loaded::Absent
-            }
             Presented::Token { token, .. } => {
                 let key = token.key();
                 match self.store().load(&key, self.now()).await {
@@ -50,9 +49,24 @@ impl Session {
                     }
                 }
             }
+            _ => self.nothing_to_load(),
         };
         self.state().loaded = loaded;
         Ok(())
+    }
+
+    /// What a request that presented no well-formed token loads: nothing (a malformed or
+    /// ambiguous value is reported, and a malformed one counts for the guessing throttle).
+    fn nothing_to_load(&self) -> Loaded {
+        match &self.inner.presented {
+            Presented::Malformed { via } => {
+                events::malformed(self.events(), *via);
+                self.guess_failed();
+            }
+            Presented::Ambiguous { via, .. } => events::ambiguous(self.events(), *via),
+            Presented::Nothing | Presented::Token { .. } => {}
+        }
+        Loaded::Absent
     }
 
     /// Counts a malformed or unknown ID for the guessing throttle (SEC-34).

@@ -218,7 +218,8 @@ impl Session {
                 signed_in: plan.signed_in,
                 ..commit::Outcome::default()
             };
-            response::apply(&mut res, outcome, self.config(), self.now());
+            // No store call since `now` was read: the same instant.
+            response::apply(&mut res, outcome, self.config(), now);
             return Finish::Done(res);
         }
         Finish::Pending(Box::pin(async move {

@@ -10,6 +10,8 @@ use sessionward_core::{TOKEN_LEN, Timestamp};
 use super::commit::Outcome;
 use crate::config::SessionConfig;
 
+const MAX_AGE: &str = "; Max-Age=";
+
 /// Writes what `outcome` says into `res`'s headers; `now` counts a persistent cookie's
 /// `Max-Age`.
 pub(crate) fn apply<B>(
@@ -24,18 +26,24 @@ pub(crate) fn apply<B>(
     match outcome.issued {
         Some(issued) if issued.cookie => {
             let strings = &config.cookie;
-            // One allocation: the token is encoded into the cookie's buffer, which the header
-            // value then owns.
+            // Persistent per session ("remember me"), or by the layer's default.
+            let max_age = issued
+                .persistent
+                .then(|| issued.absolute_expires_at.saturating_since(now).as_secs());
+            // One allocation, of the exact length: the token is encoded into the cookie's
+            // buffer, which the header value then owns as it is (a buffer with spare capacity
+            // would cost the header value a second allocation).
+            let max_age_len = max_age.map_or(0, |secs| {
+                MAX_AGE.len() + secs.checked_ilog10().map_or(1, |d| d as usize + 1)
+            });
             let mut cookie = String::with_capacity(
-                strings.prefix.len() + TOKEN_LEN + strings.attributes.len() + 20,
+                strings.prefix.len() + TOKEN_LEN + strings.attributes.len() + max_age_len,
             );
             cookie.push_str(&strings.prefix);
             issued.token.expose_to(&mut cookie);
             cookie.push_str(&strings.attributes);
-            // Persistent per session ("remember me"), or by the layer's default.
-            if issued.persistent {
-                let secs = issued.absolute_expires_at.saturating_since(now).as_secs();
-                let _ = write!(cookie, "; Max-Age={secs}");
+            if let Some(secs) = max_age {
+                let _ = write!(cookie, "{MAX_AGE}{secs}");
             }
             if let Ok(v) = HeaderValue::try_from(cookie) {
                 headers.append(SET_COOKIE, v);

@@ -44,7 +44,7 @@ impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
@@ -94,10 +94,8 @@ where
         let user_agent = req.headers().get(USER_AGENT).cloned();
         let session = Session::new(self.shared.clone(), presented, user_agent, client);
         req.extensions_mut().insert(session.clone());
-        // `poll_ready` readied `self.inner`; the future takes that instance and leaves a
-        // fresh clone behind for the next request (the rule in tower-service's docs).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(inner.call(req), session, kind)
+        // The instance `poll_ready` readied is called right here, before `call` returns, and
+        // the future needs only what it returns: no clone of the inner service per request.
+        ResponseFuture::new(self.inner.call(req), session, kind)
     }
 }

@@ -106,6 +106,16 @@ impl Client {
         headers: &HeaderMap,
         config: &SessionConfig,
     ) -> Self {
+        // Without a sign-in page every kind of client gets the same answer (the 401 and its
+        // challenge, see `answer`): no header to look at.
+        let Some(page) = config.sign_in.as_ref() else {
+            return Self {
+                kind: Kind::Api,
+                uri: None,
+                current_url: None,
+                is_sign_in_page: false,
+            };
+        };
         let kind = if headers
             .get(HX_REQUEST)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
@@ -123,15 +133,14 @@ impl Client {
         } else {
             Kind::Api
         };
-        let page = config.sign_in.as_ref();
         let safe_method = *method == Method::GET || *method == Method::HEAD;
         Self {
             kind,
-            uri: (kind == Kind::Browser && safe_method && page.is_some()).then(|| uri.clone()),
-            current_url: (kind == Kind::Htmx && page.is_some())
+            uri: (kind == Kind::Browser && safe_method).then(|| uri.clone()),
+            current_url: (kind == Kind::Htmx)
                 .then(|| headers.get(HX_CURRENT_URL).cloned())
                 .flatten(),
-            is_sign_in_page: page.is_some_and(|p| uri.path() == &*p.path),
+            is_sign_in_page: uri.path() == &*page.path,
         }
     }
 
