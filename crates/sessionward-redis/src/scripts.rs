@@ -158,7 +158,18 @@ end
 }
 
 /// Every helper, prepended to the cluster scripts (`cluster.rs`).
-pub(crate) const PRELUDE: &str = concat!(lua_expiry!(), lua_ttl!(), lua_score!(), lua_member!(), lua_hset_from!(), lua_json_key_len!(), lua_bump_epoch!(), lua_stale!(), lua_stamp!(), lua_hdel_from!());
+pub(crate) const PRELUDE: &str = concat!(
+    lua_expiry!(),
+    lua_ttl!(),
+    lua_score!(),
+    lua_member!(),
+    lua_hset_from!(),
+    lua_json_key_len!(),
+    lua_bump_epoch!(),
+    lua_stale!(),
+    lua_stamp!(),
+    lua_hdel_from!()
+);
 
 /// The helpers by name: a single-node script gets only those it calls (a `local function`
 /// costs Redis a closure on every call of the script).

@@ -174,7 +174,12 @@ async fn load_costs_one_command_and_save_one_script_call() {
 
     // A save under a data limit measures only the keys it changes (the record keeps its data
     // size), and one that does not move the expiry leaves the TTL and the expiry index alone.
-    let v = store.load(&r.key, t).await.expect("load").expect("live").version;
+    let v = store
+        .load(&r.key, t)
+        .await
+        .expect("load")
+        .expect("live")
+        .version;
     let before = command_calls(&server.raw("INFO commandstats"));
     let mut c = ChangeSet::default();
     c.data.insert("n", json!(2));
@@ -202,11 +207,20 @@ async fn load_costs_one_command_and_save_one_script_call() {
         .expect("save");
     let after = command_calls(&server.raw("INFO commandstats"));
     let d = delta(&before, &after);
-    assert_eq!((d.get("zadd"), d.get("expire")), (Some(&1), Some(&1)), "{d:?}");
+    assert_eq!(
+        (d.get("zadd"), d.get("expire")),
+        (Some(&1), Some(&1)),
+        "{d:?}"
+    );
 }
 
 /// The data size a save checks the limit against, for `r` as it is stored now plus `c`.
-async fn expected_size(store: &RedisStore, r: &SessionRecord, c: &ChangeSet, t: Timestamp) -> usize {
+async fn expected_size(
+    store: &RedisStore,
+    r: &SessionRecord,
+    c: &ChangeSet,
+    t: Timestamp,
+) -> usize {
     let now = store.load(&r.key, t).await.expect("load").expect("live");
     now.data.apply(&c.data, None).expect("applies").len_bytes()
 }
@@ -251,7 +265,12 @@ async fn records_without_a_current_size_field_are_measured_from_their_data() {
     // the data it holds.
     let _: () = conn.hdel(&rec, "ds").await.expect("hdel");
     assert_eq!(
-        store.load(&r.key, t).await.expect("load").expect("live").data,
+        store
+            .load(&r.key, t)
+            .await
+            .expect("load")
+            .expect("live")
+            .data,
         r.data
     );
     let mut c = ChangeSet::default();
@@ -276,7 +295,10 @@ async fn records_without_a_current_size_field_are_measured_from_their_data() {
     c.data.insert("theme", json!("light"));
     refused_then_saved(&store, &r, &c, t).await;
     let back = store.load(&r.key, t).await.expect("load").expect("live");
-    assert_eq!(back.data.to_map().expect("map").get("big"), Some(&json!("x".repeat(300))));
+    assert_eq!(
+        back.data.to_map().expect("map").get("big"),
+        Some(&json!("x".repeat(300)))
+    );
 
     // Removals, a clear, keys set and removed again: the kept size follows every step.
     let mut c = ChangeSet::default();
