@@ -9,6 +9,7 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use sessionward_core::{StoreError, SweepConfig, Sweeper};
 
+use crate::cluster::ClusterConn;
 use crate::store::{Conn, Inner, RedisStore, map_err};
 
 /// How many expired records one sweeper call deletes (it loops until fewer are left).
@@ -306,15 +307,22 @@ impl RedisStoreBuilder {
                 ))));
             }
         };
-        self.build_cluster_with(conn)
+        let conn = ClusterConn::new(conn, Some(client), deadline);
+        self.build_on(Conn::Cluster(Arc::new(conn)))
     }
 
-    /// Builds a cluster-mode store on a [`ClusterConnection`] you made.
+    /// Builds a cluster-mode store on a [`ClusterConnection`] you made. Unlike a store from
+    /// [`connect_cluster`](Self::connect_cluster), it cannot rebuild its connection after a
+    /// failover (it has no client to build one from): it relies on redis-rs's own recovery
+    /// (`docs/redis.md`, "Failover").
     ///
     /// # Errors
     /// [`StoreError::Backend`] for an invalid namespace.
     pub fn build_cluster_with(self, conn: ClusterConnection) -> Result<RedisStore, StoreError> {
-        self.build_on(Conn::Cluster(conn))
+        let deadline =
+            crate::cluster::connect_deadline(self.connect_timeout, self.reconnect_retries);
+        let conn = ClusterConn::new(conn, None, deadline);
+        self.build_on(Conn::Cluster(Arc::new(conn)))
     }
 
     fn build_on(self, conn: Conn) -> Result<RedisStore, StoreError> {
