@@ -243,7 +243,10 @@ impl RedisStoreBuilder {
     /// cluster key layout of `docs/redis.md`, which spreads sessions over the slots of every
     /// primary. The client follows `MOVED`/`ASK` redirects, retries `TRYAGAIN`/`CLUSTERDOWN`
     /// briefly and reconnects by itself; the store's [`timeout`](Self::timeout) still bounds
-    /// every operation.
+    /// every operation. When a failure says the topology may have changed (a node unreachable,
+    /// `CLUSTERDOWN`, a timeout...), the store rebuilds its connection from the client in the
+    /// background, at most one rebuild at a time and one per 500 ms, so that it finds a
+    /// promoted replica (`docs/redis.md`, "Failover").
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), sessionward_core::StoreError> {

@@ -58,24 +58,40 @@ async fn records_on(port: u16, ns: &str) -> Vec<String> {
     c.keys(format!("{{{ns}:*}}:s:*")).await.expect("keys")
 }
 
-/// Waits (bounded) until every primary's writes reached a replica.
+/// Waits (bounded) until every primary's replica has acknowledged the whole replication stream
+/// the primary had produced when asked: then every write made before this call survives the
+/// primary's death. (A `WAIT` on a fresh connection would not do: it waits only for that
+/// connection's own writes, which are none, so it returns at once; a session then lost with
+/// its primary used to make this test flaky.)
 async fn wait_replicated(cluster: &RedisCluster) {
+    let field = |info: &str, name: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    };
     for port in cluster.primaries() {
-        let mut c = node(port).await;
-        let mut acked = 0;
-        for _ in 0..100 {
-            // Short WAITs: the plain connection's response timeout is short.
-            acked = redis::cmd("WAIT")
-                .arg(1)
-                .arg(200)
-                .query_async(&mut c)
-                .await
-                .expect("WAIT");
-            if acked >= 1 {
+        let info = raw_command(port, "INFO replication").expect("INFO replication");
+        let written = field(&info, "master_repl_offset").expect("master_repl_offset");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // The replicas' acknowledged offsets (`slave0:ip=..,port=..,state=online,offset=N`),
+            // which they report every second.
+            let info = raw_command(port, "INFO replication").expect("INFO replication");
+            let acked = info
+                .lines()
+                .filter(|l| l.starts_with("slave"))
+                .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("offset=")))
+                .filter_map(|n| n.trim().parse::<u64>().ok())
+                .max();
+            if acked.is_some_and(|a| a >= written) {
                 break;
             }
+            assert!(
+                Instant::now() < deadline,
+                "primary {port}: its replica did not acknowledge offset {written} ({acked:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(acked >= 1, "primary {port}: no replica acknowledged");
     }
 }
 
