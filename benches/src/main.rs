@@ -481,12 +481,13 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
     let mut variants = list(args, "--variants", &VARIANTS);
     // A cluster of the run's own unless seeds were given; dropped (every node killed) at the end.
     let mut _own_cluster = None;
-    if urls["redis-cluster"].is_none() && variants.iter().any(|v| family(v) == "redis-cluster") {
-        if let Some(c) = cluster::RedisCluster::start("sessionward-bench") {
-            eprintln!("started a Redis Cluster: {}", c.seeds().join(","));
-            urls.insert("redis-cluster", Some(c.seeds().join(",")));
-            _own_cluster = Some(c);
-        }
+    if urls["redis-cluster"].is_none()
+        && variants.iter().any(|v| family(v) == "redis-cluster")
+        && let Some(c) = cluster::RedisCluster::start("sessionward-bench")
+    {
+        eprintln!("started a Redis Cluster: {}", c.seeds().join(","));
+        urls.insert("redis-cluster", Some(c.seeds().join(",")));
+        _own_cluster = Some(c);
     }
     for (f, url) in &urls {
         if url.is_none() && variants.iter().any(|v| family(v) == *f) {
