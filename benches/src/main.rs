@@ -121,7 +121,9 @@ fn main() -> Result<(), BoxError> {
 /// The store family of a variant: `mem`, `pg`, `sqlite`, `mysql`, `redis`, `redis-cluster`
 /// (`bare` for bare).
 fn family(variant: &str) -> &str {
-    variant.split_once('-').map_or(variant, |(_, family)| family)
+    variant
+        .split_once('-')
+        .map_or(variant, |(_, family)| family)
 }
 
 /// The environment variable naming the server a family needs, if any.
