@@ -1,5 +1,5 @@
 //! sessionward's benchmark harness: the same handlers served by bare axum, sessionward and
-//! tower-sessions (memory, PostgreSQL, SQLite, MySQL and Redis stores; bare routes and the
+//! tower-sessions (memory, PostgreSQL, SQLite, MySQL, Redis and Redis Cluster stores; bare routes and the
 //! demo app's stack), loaded by `wrk` from the other core, in interleaved repetitions; and
 //! memory per session at 1,000,000 sessions.
 //!
@@ -8,9 +8,13 @@
 //! Subcommands:
 //! - `run [--duration S] [--warmup S] [--reps N] [--connections N] [--sessions N]
 //!   [--workloads a,b] [--variants a,b] [--database-url URL] [--mysql-url URL]
-//!   [--redis-url URL] [--memory N]`: the whole comparison; prints a markdown table. Every
-//!   server and `wrk` run is a child process that stops by itself or is killed when its run
-//!   ends; everything listens on loopback.
+//!   [--redis-url URL] [--redis-cluster-url URL[,URL...]] [--memory N]`: the whole
+//!   comparison; prints a markdown table. Every server and `wrk` run is a child process that
+//!   stops by itself or is killed when its run ends; everything listens on loopback. The
+//!   `*-redis-cluster` variants run on the cluster whose seeds `--redis-cluster-url` names, or
+//!   else on one the harness starts for the run (three primaries, three replicas of
+//!   `redis-server` on free loopback ports below 55536, under a temp folder, every node killed
+//!   by PID when the run ends).
 //! - `serve --variant V --port P [--shape bare|app] [--database-url URL]`: one server (the
 //!   harness starts these; URL is the variant's PostgreSQL, SQLite, MySQL or Redis URL).
 //! - `memory --impl sessionward|tower-sessions --count N`: resident memory of N sessions.
@@ -20,6 +24,10 @@
 mod sweep;
 
 use sessionward_bench::servers;
+
+// The Redis Cluster starter of sessionward-redis's tests, shared as one source file.
+#[path = "../../crates/sessionward-redis/tests/common/cluster.rs"]
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,7 +44,7 @@ use tokio::process::{Child, Command};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const VARIANTS: [&str; 11] = [
+const VARIANTS: [&str; 13] = [
     "bare",
     "sw-mem",
     "ts-mem",
@@ -48,6 +56,8 @@ const VARIANTS: [&str; 11] = [
     "ts-mysql",
     "sw-redis",
     "ts-redis",
+    "sw-redis-cluster",
+    "ts-redis-cluster",
 ];
 const WORKLOADS: [&str; 6] = ["read", "write", "login", "plain", "app-read", "app-write"];
 
@@ -113,9 +123,12 @@ fn main() -> Result<(), BoxError> {
     }
 }
 
-/// The store family of a variant: `mem`, `pg`, `sqlite`, `mysql`, `redis` (`bare` for bare).
+/// The store family of a variant: `mem`, `pg`, `sqlite`, `mysql`, `redis`, `redis-cluster`
+/// (`bare` for bare).
 fn family(variant: &str) -> &str {
-    variant.rsplit('-').next().unwrap_or(variant)
+    variant
+        .split_once('-')
+        .map_or(variant, |(_, family)| family)
 }
 
 /// The environment variable naming the server a family needs, if any.
@@ -169,6 +182,10 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
             "ts-mysql" => servers::tower_sessions_mysql(&need_url()?, shape).await?,
             "sw-redis" => sw(servers::sessionward_redis(&need_url()?).await?)?,
             "ts-redis" => servers::tower_sessions_redis(&need_url()?, shape).await?,
+            "sw-redis-cluster" => sw(servers::sessionward_redis_cluster(&need_url()?).await?)?,
+            "ts-redis-cluster" => {
+                servers::tower_sessions_redis_cluster(&need_url()?, shape).await?
+            }
             other => return Err(format!("unknown variant {other}").into()),
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -538,10 +555,11 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
     let mut workloads = list(args, "--workloads", &WORKLOADS);
     let sweep_workload = workloads.iter().any(|w| w == "sweep");
     workloads.retain(|w| w != "sweep");
-    let urls: BTreeMap<&str, Option<String>> = [
+    let mut urls: BTreeMap<&str, Option<String>> = [
         ("pg", arg(args, "--database-url")),
         ("mysql", arg(args, "--mysql-url")),
         ("redis", arg(args, "--redis-url")),
+        ("redis-cluster", arg(args, "--redis-cluster-url")),
     ]
     .into_iter()
     .map(|(f, given)| {
@@ -550,11 +568,21 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
     })
     .collect();
     let mut variants = list(args, "--variants", &VARIANTS);
+    // A cluster of the run's own unless seeds were given; dropped (every node killed) at the end.
+    let mut _own_cluster = None;
+    if urls["redis-cluster"].is_none()
+        && variants.iter().any(|v| family(v) == "redis-cluster")
+        && let Some(c) = cluster::RedisCluster::start("sessionward-bench")
+    {
+        eprintln!("started a Redis Cluster: {}", c.seeds().join(","));
+        urls.insert("redis-cluster", Some(c.seeds().join(",")));
+        _own_cluster = Some(c);
+    }
     for (f, url) in &urls {
         if url.is_none() && variants.iter().any(|v| family(v) == *f) {
             eprintln!(
                 "{} is not set: skipping the {f} variants",
-                url_var(f).unwrap_or("?")
+                url_var(f).unwrap_or("--redis-cluster-url (and no redis-server to start one)")
             );
             variants.retain(|v| family(v) != *f);
         }

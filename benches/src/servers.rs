@@ -497,6 +497,23 @@ pub async fn tower_sessions_redis(url: &str, shape: Shape) -> Result<Router, Box
     Ok(tower_sessions_014(RedisStore::new(pool), shape))
 }
 
+/// tower-sessions with tower-sessions-redis-store's `RedisStore` on a fred pool of 6 cluster
+/// clients (each connected to every primary) seeded by the first of the comma-separated
+/// `seeds` (`redis://host:port`).
+///
+/// # Errors
+/// If the seed does not parse or the cluster is unreachable.
+pub async fn tower_sessions_redis_cluster(seeds: &str, shape: Shape) -> Result<Router, BoxError> {
+    use tower_sessions_redis_store::RedisStore;
+    use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
+    let seed = seeds.split(',').next().unwrap_or_default();
+    let url = seed.replacen("redis://", "redis-cluster://", 1);
+    let pool = Pool::new(Config::from_url(&url)?, None, None, None, 6)?;
+    let _connections = pool.connect();
+    pool.wait_for_connect().await?;
+    Ok(tower_sessions_014(RedisStore::new(pool), shape))
+}
+
 /// sessionward over `store` in `shape`.
 ///
 /// # Errors
@@ -561,6 +578,22 @@ pub async fn sessionward_redis(url: &str) -> Result<Arc<dyn sessionward::Session
         sessionward_redis::RedisStore::builder()
             .namespace("swbench")
             .connect(url)
+            .await?,
+    ))
+}
+
+/// sessionward's `RedisStore` in cluster mode on the cluster whose comma-separated seed URLs
+/// are `seeds`, its keys under the namespace `swbench`.
+///
+/// # Errors
+/// If no seed parses or answers.
+pub async fn sessionward_redis_cluster(
+    seeds: &str,
+) -> Result<Arc<dyn sessionward::SessionStore>, BoxError> {
+    Ok(Arc::new(
+        sessionward_redis::RedisStore::builder()
+            .namespace("swbench")
+            .connect_cluster(seeds.split(',').filter(|s| !s.is_empty()))
             .await?,
     ))
 }

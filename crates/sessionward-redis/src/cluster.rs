@@ -15,10 +15,12 @@
 //!   write-then-check: see [`create`] and the per-user operations.
 
 use std::fmt;
-use std::sync::LazyLock;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use sessionward_core::{
     RoleSet, RotateOutcome, SessionHandle, SessionKey, SessionRecord, StoreError, Timestamp, UserId,
@@ -134,11 +136,133 @@ pub(crate) fn classify(e: &RedisError) -> ClusterError {
     }
 }
 
+/// The outcome of one request under the store's deadline, as the store's result; a failure is
+/// noted on the connection (which may start a rebuild, see [`ClusterConn`]).
+pub(crate) fn settle<T>(
+    conn: &Arc<ClusterConn>,
+    result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+) -> Result<T, StoreError> {
+    let kind = match result {
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(e)) => classify(&e),
+        Err(_) => ClusterError::Timeout,
+    };
+    conn.failed(&kind);
+    Err(match kind {
+        ClusterError::Timeout => StoreError::Timeout(Some(Box::new(ClusterError::Timeout))),
+        other => StoreError::backend(other),
+    })
+}
+
 /// Maps a cluster client error to the store's errors.
 pub(crate) fn map_cluster_err(e: &RedisError) -> StoreError {
     match classify(e) {
         ClusterError::Timeout => StoreError::Timeout(Some(Box::new(ClusterError::Timeout))),
         other => StoreError::backend(other),
+    }
+}
+
+/// The least time between two rebuilds of a store's cluster connection.
+const REBUILD_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A cluster-mode store's connection, rebuilt from its client when the cluster fails under it.
+///
+/// redis-rs's cluster connection refreshes its slot map only when a node answers `MOVED` or
+/// `READONLY`, or when a request finds no connection for its slot; a connection error only
+/// starts a reconnect loop to the same address, which runs for as long as the map lists it. After
+/// a primary dies, the map keeps naming it until one of those events comes, and a script's
+/// `SCRIPT LOAD` (the promoted replica has an empty script cache, so its first `EVALSHA` answers
+/// `NOSCRIPT`) fans out to every node of that map, the dead one included, and fails. So on a
+/// failure that says the topology may have changed (a node unreachable, `CLUSTERDOWN`,
+/// `MASTERDOWN`, `READONLY`, a redirect that could not be followed, a timeout), the store builds
+/// a fresh connection from its [`ClusterClient`] in the background (it reads the slot map from
+/// the seeds anew) and swaps it in: at most one rebuild at a time, at most one per
+/// [`REBUILD_INTERVAL`], each bounded by the connect deadline; requests never wait for it (they
+/// keep failing closed on the old connection until the new one is in).
+pub(crate) struct ClusterConn {
+    current: RwLock<ClusterConnection>,
+    /// The client the connection came from; `None` for a connection the caller built, which
+    /// is never rebuilt.
+    client: Option<ClusterClient>,
+    /// The bound of one rebuild.
+    deadline: Duration,
+    rebuilding: AtomicBool,
+    last_rebuild: Mutex<Option<Instant>>,
+}
+
+impl ClusterConn {
+    pub(crate) fn new(
+        conn: ClusterConnection,
+        client: Option<ClusterClient>,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            current: RwLock::new(conn),
+            client,
+            deadline,
+            rebuilding: AtomicBool::new(false),
+            last_rebuild: Mutex::new(None),
+        }
+    }
+
+    /// The connection to send the next request on.
+    pub(crate) fn get(&self) -> ClusterConnection {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Notes a failed request: a failure that may mean a changed topology starts a rebuild.
+    pub(crate) fn failed(self: &Arc<Self>, kind: &ClusterError) {
+        let topology_changed = matches!(
+            kind,
+            ClusterError::Unreachable
+                | ClusterError::ClusterDown
+                | ClusterError::MasterDown
+                | ClusterError::ReadOnly
+                | ClusterError::UnknownNode
+                | ClusterError::Redirected { .. }
+                | ClusterError::Timeout
+        );
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        if !topology_changed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let mut last = self
+                .last_rebuild
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < REBUILD_INTERVAL)
+                || self.rebuilding.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let this = Arc::clone(self);
+        runtime.spawn(async move {
+            match tokio::time::timeout(this.deadline, client.get_async_connection()).await {
+                Ok(Ok(conn)) => {
+                    *this.current.write().unwrap_or_else(PoisonError::into_inner) = conn;
+                    tracing::info!("RedisStore (cluster): rebuilt the cluster connection");
+                }
+                Ok(Err(e)) => tracing::warn!(
+                    error = %classify(&e),
+                    "RedisStore (cluster): could not rebuild the cluster connection"
+                ),
+                Err(_) => tracing::warn!(
+                    "RedisStore (cluster): rebuilding the cluster connection timed out"
+                ),
+            }
+            this.rebuilding.store(false, Ordering::Release);
+        });
     }
 }
 

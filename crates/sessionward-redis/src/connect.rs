@@ -9,6 +9,7 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use sessionward_core::{StoreError, SweepConfig, Sweeper};
 
+use crate::cluster::ClusterConn;
 use crate::store::{Conn, Inner, RedisStore, map_err};
 
 /// How many expired records one sweeper call deletes (it loops until fewer are left).
@@ -242,7 +243,10 @@ impl RedisStoreBuilder {
     /// cluster key layout of `docs/redis.md`, which spreads sessions over the slots of every
     /// primary. The client follows `MOVED`/`ASK` redirects, retries `TRYAGAIN`/`CLUSTERDOWN`
     /// briefly and reconnects by itself; the store's [`timeout`](Self::timeout) still bounds
-    /// every operation.
+    /// every operation. When a failure says the topology may have changed (a node unreachable,
+    /// `CLUSTERDOWN`, a timeout...), the store rebuilds its connection from the client in the
+    /// background, at most one rebuild at a time and one per 500 ms, so that it finds a
+    /// promoted replica (`docs/redis.md`, "Failover").
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), sessionward_core::StoreError> {
@@ -306,15 +310,22 @@ impl RedisStoreBuilder {
                 ))));
             }
         };
-        self.build_cluster_with(conn)
+        let conn = ClusterConn::new(conn, Some(client), deadline);
+        self.build_on(Conn::Cluster(Arc::new(conn)))
     }
 
-    /// Builds a cluster-mode store on a [`ClusterConnection`] you made.
+    /// Builds a cluster-mode store on a [`ClusterConnection`] you made. Unlike a store from
+    /// [`connect_cluster`](Self::connect_cluster), it cannot rebuild its connection after a
+    /// failover (it has no client to build one from): it relies on redis-rs's own recovery
+    /// (`docs/redis.md`, "Failover").
     ///
     /// # Errors
     /// [`StoreError::Backend`] for an invalid namespace.
     pub fn build_cluster_with(self, conn: ClusterConnection) -> Result<RedisStore, StoreError> {
-        self.build_on(Conn::Cluster(conn))
+        let deadline =
+            crate::cluster::connect_deadline(self.connect_timeout, self.reconnect_retries);
+        let conn = ClusterConn::new(conn, None, deadline);
+        self.build_on(Conn::Cluster(Arc::new(conn)))
     }
 
     fn build_on(self, conn: Conn) -> Result<RedisStore, StoreError> {

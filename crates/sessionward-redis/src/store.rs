@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::cluster_async::ClusterConnection;
 use redis::{RedisResult, Value};
 use sessionward_core::{
     ChangeSet, DataError, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
@@ -76,7 +75,7 @@ pub(crate) enum Conn {
     /// One Redis (or a cluster's primary, addressed directly): the single-node key layout.
     Single(ConnectionManager),
     /// A Redis Cluster: the cluster key layout (`docs/redis.md`).
-    Cluster(ClusterConnection),
+    Cluster(Arc<crate::cluster::ClusterConn>),
 }
 
 pub(crate) struct Inner {
@@ -151,14 +150,13 @@ impl Inner {
         &self,
         fut: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        let cluster = matches!(self.conn, Conn::Cluster(_));
-        match tokio::time::timeout(self.timeout, fut).await {
+        let result = tokio::time::timeout(self.timeout, fut).await;
+        if let Conn::Cluster(c) = &self.conn {
+            return crate::cluster::settle(c, result);
+        }
+        match result {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) if cluster => Err(crate::cluster::map_cluster_err(&e)),
             Ok(Err(e)) => Err(map_err(e)),
-            Err(_) if cluster => Err(StoreError::Timeout(Some(Box::new(
-                crate::ClusterError::Timeout,
-            )))),
             Err(elapsed) => Err(StoreError::Timeout(Some(Box::new(elapsed)))),
         }
     }
@@ -189,7 +187,7 @@ impl Inner {
                 self.run(inv.invoke_async(&mut c)).await
             }
             Conn::Cluster(c) => {
-                let mut c = c.clone();
+                let mut c = c.get();
                 self.run(inv.invoke_async(&mut c)).await
             }
         }
@@ -206,7 +204,7 @@ impl Inner {
                 self.run(cmd.query_async(&mut c)).await
             }
             Conn::Cluster(c) => {
-                let mut c = c.clone();
+                let mut c = c.get();
                 self.run(cmd.query_async(&mut c)).await
             }
         }

@@ -58,24 +58,40 @@ async fn records_on(port: u16, ns: &str) -> Vec<String> {
     c.keys(format!("{{{ns}:*}}:s:*")).await.expect("keys")
 }
 
-/// Waits (bounded) until every primary's writes reached a replica.
+/// Waits (bounded) until every primary's replica has acknowledged the whole replication stream
+/// the primary had produced when asked: then every write made before this call survives the
+/// primary's death. (A `WAIT` on a fresh connection would not do: it waits only for that
+/// connection's own writes, which are none, so it returns at once; a session then lost with
+/// its primary used to make this test flaky.)
 async fn wait_replicated(cluster: &RedisCluster) {
+    let field = |info: &str, name: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    };
     for port in cluster.primaries() {
-        let mut c = node(port).await;
-        let mut acked = 0;
-        for _ in 0..100 {
-            // Short WAITs: the plain connection's response timeout is short.
-            acked = redis::cmd("WAIT")
-                .arg(1)
-                .arg(200)
-                .query_async(&mut c)
-                .await
-                .expect("WAIT");
-            if acked >= 1 {
+        let info = raw_command(port, "INFO replication").expect("INFO replication");
+        let written = field(&info, "master_repl_offset").expect("master_repl_offset");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // The replicas' acknowledged offsets (`slave0:ip=..,port=..,state=online,offset=N`),
+            // which they report every second.
+            let info = raw_command(port, "INFO replication").expect("INFO replication");
+            let acked = info
+                .lines()
+                .filter(|l| l.starts_with("slave"))
+                .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("offset=")))
+                .filter_map(|n| n.trim().parse::<u64>().ok())
+                .max();
+            if acked.is_some_and(|a| a >= written) {
                 break;
             }
+            assert!(
+                Instant::now() < deadline,
+                "primary {port}: its replica did not acknowledge offset {written} ({acked:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(acked >= 1, "primary {port}: no replica acknowledged");
     }
 }
 
@@ -199,13 +215,10 @@ async fn check_load(store: &RedisStore, r: &SessionRecord, now: Timestamp, tally
     }
 }
 
-// Not yet stable: in about one run in three redis-rs's cluster client keeps failing for more
-// than 30 s after the replica's promotion (its slot map is not refreshed), so the test is kept
-// out of CI until the store forces a refresh. Run it with `cargo test -p sessionward-redis
-// --test cluster -- --ignored`. The part that matters for security, failing closed while the
-// master is down, held in every run.
+// The store rebuilds its cluster connection when the cluster fails under it (see
+// `ClusterConn` in src/cluster.rs): without that, redis-rs's client could keep its stale slot
+// map, naming the dead primary, for longer than the 30 s this test allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky: the cluster client sometimes does not reach the promoted replica within 30 s"]
 async fn a_failover_fails_closed_then_replicated_sessions_load() {
     let Some(mut cluster) = RedisCluster::start("a_failover_fails_closed") else {
         return;
@@ -229,6 +242,7 @@ async fn a_failover_fails_closed_then_replicated_sessions_load() {
         .collect();
     assert!(on_victim.len() >= 30, "{} on the victim", on_victim.len());
     cluster.kill(victim);
+    let killed = Instant::now();
 
     // While the replica is not promoted: every request for the victim's slots fails within
     // the timeout (or, once promoted, answers right); none is let through as absent.
@@ -262,16 +276,24 @@ async fn a_failover_fails_closed_then_replicated_sessions_load() {
     assert!(tally.errors > 0, "the failure was never seen: {tally:?}");
     eprintln!("during the failover: {tally:?}");
 
-    // The replica takes over; the client finds it by itself.
+    // The replica takes over (every node agrees the victim failed and three primaries serve
+    // all slots); the store finds the new primary by itself.
     assert!(
-        cluster.wait_ok(Duration::from_secs(30)),
+        cluster.wait_promoted(victim, Duration::from_secs(60)),
         "the replica was not promoted in time"
     );
+    let promoted = killed.elapsed();
     let probe = on_victim[0];
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut failed_probes = 0;
     loop {
-        if let Ok(Some(_)) = store.load(&probe.key, t).await {
-            break;
+        match store.load(&probe.key, t).await {
+            Ok(Some(back)) => {
+                assert_eq!(back.key, probe.key);
+                break;
+            }
+            Ok(None) => panic!("a replicated session loaded as absent after the promotion"),
+            Err(_) => failed_probes += 1,
         }
         assert!(
             Instant::now() < deadline,
@@ -279,6 +301,11 @@ async fn a_failover_fails_closed_then_replicated_sessions_load() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!(
+        "promotion agreed {promoted:?} after the kill; the store served the new primary after \
+         {failed_probes} failed probes, {:?} after the kill",
+        killed.elapsed()
+    );
     let mut after = Tally::default();
     for r in &sessions {
         check_load(&store, r, t, &mut after).await;

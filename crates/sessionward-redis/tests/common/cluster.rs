@@ -1,14 +1,21 @@
 //! A Redis Cluster of the test's own: three primaries and three replicas of Debian's
 //! `redis-server`, on free loopback ports below 55536 (the cluster bus is port + 10000), each
 //! node under a temp folder, every process stopped by PID when dropped (even on a panic).
+//!
+//! Shared, as one source file, by the tests of `sessionward-redis` (`mod common`), the
+//! end-to-end tests (`tests/tests/contract.rs`) and the benchmark harness
+//! (`benches/src/cluster.rs`), each through `#[path]`: it lives here so that the packaged
+//! `sessionward-redis` tests carry it. It depends on std and `sessionward-conformance` only.
 
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
-
-use super::{raw_command, unique};
 
 /// How long the cluster may take to form.
 const FORM_TIMEOUT: Duration = Duration::from_secs(40);
@@ -96,7 +103,13 @@ impl RedisCluster {
                 "no `redis-server` / `redis-cli` binary on PATH (Debian: redis-server, redis-tools)",
             );
         }
-        let dir = std::env::temp_dir().join(unique("sessionward-redis-cluster"));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "sessionward-redis-cluster-{}-{nanos:x}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut cluster = Self {
             nodes: Vec::new(),
@@ -274,6 +287,51 @@ impl RedisCluster {
         }
     }
 
+    /// Waits until the cluster has failed over from the dead primary on `dead`: every running
+    /// node flags it `fail` (agreed, not only suspected), sees three primaries that are not
+    /// failed and hold slots (the replica promoted), and says `cluster_state:ok`; `false` if
+    /// `within` passes first. Polls `CLUSTER NODES` and `CLUSTER INFO`, never sleeps blindly.
+    pub fn wait_promoted(&self, dead: u16, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let agreed = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                let ok = raw_command(n.port, "CLUSTER INFO")
+                    .is_ok_and(|t| t.contains("cluster_state:ok"));
+                let Ok(nodes) = raw_command(n.port, "CLUSTER NODES") else {
+                    return false;
+                };
+                let mut dead_failed = false;
+                let mut serving = 0;
+                for line in nodes.lines() {
+                    let f: Vec<&str> = line.split(' ').collect();
+                    if f.len() < 8 {
+                        continue;
+                    }
+                    let port: Option<u16> = f[1]
+                        .split('@')
+                        .next()
+                        .and_then(|a| a.rsplit(':').next())
+                        .and_then(|p| p.parse().ok());
+                    let flags: Vec<&str> = f[2].split(',').collect();
+                    if port == Some(dead) {
+                        dead_failed = flags.contains(&"fail");
+                    } else if flags.contains(&"master")
+                        && !flags.iter().any(|g| g.starts_with("fail"))
+                        && f.len() > 8
+                    {
+                        serving += 1;
+                    }
+                }
+                ok && dead_failed && serving == 3
+            });
+            if agreed {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Waits until every running node says `cluster_state:ok`, three primaries serve all
     /// slots and every primary has a replica; `false` if `within` passes first.
     pub fn wait_ok(&self, within: Duration) -> bool {
@@ -316,5 +374,61 @@ impl Drop for RedisCluster {
             node.kill();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends an inline command and reads the whole reply (bounded by a 2 s read timeout).
+pub fn raw_command(port: u16, command: &str) -> std::io::Result<String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    s.set_read_timeout(Some(Duration::from_millis(300)))?;
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(format!("{command}\r\n").as_bytes())?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if reply_complete(&out) {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if !out.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if out.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no reply",
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Whether a simple or bulk reply has fully arrived.
+fn reply_complete(out: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(out);
+    match text.as_bytes().first() {
+        Some(b'+' | b'-' | b':') => text.ends_with("\r\n"),
+        Some(b'$') => {
+            let Some((len, rest)) = text[1..].split_once("\r\n") else {
+                return false;
+            };
+            len.parse::<usize>().is_ok_and(|n| rest.len() >= n + 2)
+        }
+        _ => false,
     }
 }

@@ -3,13 +3,14 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod cluster;
+
+pub use cluster::raw_command;
 
 /// A unique suffix for names (namespaces, temp dirs) of this run.
 pub fn unique(tag: &str) -> String {
@@ -166,62 +167,6 @@ fn free_port() -> u16 {
 
 fn ping(port: u16) -> bool {
     raw_command(port, "PING").is_ok_and(|r| r.starts_with("+PONG"))
-}
-
-/// Sends an inline command and reads the whole reply (bounded by a 2 s read timeout).
-pub fn raw_command(port: u16, command: &str) -> std::io::Result<String> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    s.set_read_timeout(Some(Duration::from_millis(300)))?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(format!("{command}\r\n").as_bytes())?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if reply_complete(&out) {
-                    break;
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if !out.is_empty() || Instant::now() >= deadline {
-                    break;
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if out.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no reply",
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// Whether a simple or bulk reply has fully arrived.
-fn reply_complete(out: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(out);
-    match text.as_bytes().first() {
-        Some(b'+' | b'-' | b':') => text.ends_with("\r\n"),
-        Some(b'$') => {
-            let Some((len, rest)) = text[1..].split_once("\r\n") else {
-                return false;
-            };
-            len.parse::<usize>().is_ok_and(|n| rest.len() >= n + 2)
-        }
-        _ => false,
-    }
 }
 
 /// Parses `INFO commandstats` text into (command, calls).
