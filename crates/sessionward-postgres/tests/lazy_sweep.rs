@@ -82,11 +82,7 @@ async fn touches_and_data_saves_are_hot_updates() {
     };
     // One connection: the counters the flush reports are those of every statement below.
     let (schema, pool) = db.schema_pool(1).await;
-    let store = PostgresStore::builder(pool.clone())
-        .operation_timeout(Duration::from_secs(30))
-        .sweep(SweepConfig::disabled())
-        .build();
-    store.migrate().await.expect("migrate");
+    let store = common::migrated_store(pool.clone()).await;
     let t = SystemClock.now();
     const N: u64 = 40;
     let records: Vec<_> = (0..N)

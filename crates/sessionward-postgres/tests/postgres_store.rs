@@ -469,11 +469,7 @@ async fn asynchronous_commit_stays_inside_touches_and_data_saves() {
     };
     // One connection: every statement below runs on the connection the store used.
     let (_schema, pool) = db.schema_pool(1).await;
-    let store = PostgresStore::builder(pool.clone())
-        .operation_timeout(Duration::from_secs(30))
-        .sweep(SweepConfig::disabled())
-        .build();
-    store.migrate().await.expect("migrate");
+    let store = common::migrated_store(pool.clone()).await;
     let setting = || async {
         sqlx::query_scalar::<_, String>("SHOW synchronous_commit")
             .fetch_one(&pool)

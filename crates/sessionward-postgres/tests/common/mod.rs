@@ -129,12 +129,7 @@ impl TestDb {
     /// A migrated store without a sweeper in a fresh schema.
     pub async fn store(&self) -> (String, PostgresStore) {
         let (schema, pool) = self.schema_pool(5).await;
-        let store = PostgresStore::builder(pool)
-            .operation_timeout(Duration::from_secs(30))
-            .sweep(SweepConfig::disabled())
-            .build();
-        store.migrate().await.expect("migrate");
-        (schema, store)
+        (schema, migrated_store(pool).await)
     }
 
     /// Drops this run's schemas.
@@ -406,4 +401,14 @@ impl Drop for Cluster {
         let _ = run(&mut stop, Duration::from_secs(45));
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A migrated store on `pool`, without a sweeper, with a generous operation timeout.
+pub async fn migrated_store(pool: PgPool) -> PostgresStore {
+    let store = PostgresStore::builder(pool)
+        .operation_timeout(Duration::from_secs(30))
+        .sweep(SweepConfig::disabled())
+        .build();
+    store.migrate().await.expect("migrate");
+    store
 }
