@@ -81,49 +81,49 @@ impl UserId {
 
 impl<const N: usize> From<[&str; N]> for RoleSet {
     fn from(roles: [&str; N]) -> Self {
-        roles.into_iter().collect()
+        RoleSet::from_strs(&roles)
     }
 }
 
 impl<const N: usize> From<&[&str; N]> for RoleSet {
     fn from(roles: &[&str; N]) -> Self {
-        roles.iter().collect()
+        RoleSet::from_strs(roles)
     }
 }
 
 impl From<&[&str]> for RoleSet {
     fn from(roles: &[&str]) -> Self {
-        roles.iter().collect()
+        RoleSet::from_strs(roles)
     }
 }
 
 impl From<&[String]> for RoleSet {
     fn from(roles: &[String]) -> Self {
-        roles.iter().collect()
+        RoleSet::from_strs(roles)
     }
 }
 
 impl From<Vec<String>> for RoleSet {
     fn from(roles: Vec<String>) -> Self {
-        roles.iter().collect()
+        RoleSet::from_strs(&roles)
     }
 }
 
 impl From<&Vec<String>> for RoleSet {
     fn from(roles: &Vec<String>) -> Self {
-        roles.iter().collect()
+        RoleSet::from_strs(roles)
     }
 }
 
 impl From<Vec<&str>> for RoleSet {
     fn from(roles: Vec<&str>) -> Self {
-        roles.into_iter().collect()
+        RoleSet::from_strs(&roles)
     }
 }
 
 impl From<&Vec<&str>> for RoleSet {
     fn from(roles: &Vec<&str>) -> Self {
-        roles.iter().collect()
+        RoleSet::from_strs(roles)
     }
 }
 
@@ -179,5 +179,45 @@ mod tests {
         assert_eq!(UserId::from(-7_i32).as_str(), "-7");
         assert_eq!(UserId::from(7_usize).as_str(), "7");
         assert_eq!(UserId::from(u128::MAX).as_str(), u128::MAX.to_string());
+    }
+
+    /// However a set is built (one role, duplicates, any order, through an iterator or a
+    /// slice), equal sets compare and hash equal: the storage is canonical.
+    #[test]
+    fn equal_sets_are_equal_whatever_their_construction() {
+        use std::hash::{BuildHasher, RandomState};
+        let h = RandomState::new();
+        let one = [
+            RoleSet::from(["a"]),
+            RoleSet::from(["a", "a"]),
+            RoleSet::from_iter(["a"]),
+            RoleSet::from(vec!["a".to_owned(), "a".to_owned()]),
+        ];
+        for s in &one {
+            assert_eq!(s, &one[0]);
+            assert_eq!(h.hash_one(s), h.hash_one(&one[0]));
+            assert_eq!(s.len(), 1);
+            assert!(s.contains("a") && !s.contains("b") && !s.is_empty());
+        }
+        let two = [
+            RoleSet::from(["b", "a"]),
+            RoleSet::from(["a", "b", "a"]),
+            RoleSet::from_iter(["b", "a", "b"]),
+        ];
+        for s in &two {
+            assert_eq!(s, &two[0]);
+            assert_eq!(h.hash_one(s), h.hash_one(&two[0]));
+            assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b"]);
+        }
+        assert_ne!(one[0], two[0]);
+        let none = [
+            RoleSet::empty(),
+            RoleSet::from([]),
+            RoleSet::from_iter(Vec::<&str>::new()),
+        ];
+        for s in &none {
+            assert_eq!(s, &RoleSet::empty());
+            assert!(s.is_empty() && s.iter().next().is_none() && !s.contains(""));
+        }
     }
 }

@@ -181,6 +181,17 @@ impl RoleSet {
     pub fn to_vec(&self) -> Vec<String> {
         self.iter().map(str::to_owned).collect()
     }
+
+    /// The set of the roles of `roles`, in any order, duplicates allowed. A single role (the
+    /// common sign-in) is built without the general case's intermediate `Vec`: two
+    /// allocations (the role's text and the set) instead of three; no role, none.
+    pub(crate) fn from_strs<S: AsRef<str>>(roles: &[S]) -> Self {
+        match roles {
+            [] => Self::empty(),
+            [one] => Self(Arc::from([Arc::from(one.as_ref())])),
+            _ => roles.iter().collect(),
+        }
+    }
 }
 
 impl<S: AsRef<str>> FromIterator<S> for RoleSet {

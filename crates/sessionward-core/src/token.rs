@@ -5,8 +5,6 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::rngs::{OsRng, StdRng};
 use rand::{RngCore as _, SeedableRng as _, TryRngCore as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -89,6 +87,38 @@ const DECODE: [u8; 256] = {
     }
     table
 };
+
+/// Encodes `N` bytes as unpadded base64url into `M` characters (`M` = `ceil(N * 4 / 3)`):
+/// the inverse of [`decode_canonical`]. Written here rather than with the `base64` crate's
+/// engine because a token's 43 characters are encoded on every sign-in and rotation, and the
+/// engine's general set-up costs more than this loop for so short an input.
+fn encode<const N: usize, const M: usize>(bytes: &[u8; N]) -> [u8; M] {
+    let mut out = [0u8; M];
+    let mut chunks = bytes.chunks_exact(3);
+    let mut chars = out.chunks_mut(4);
+    for (b, o) in (&mut chunks).zip(&mut chars) {
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, c) in o.iter_mut().enumerate() {
+            *c = ALPHABET[((n >> (18 - 6 * i)) & 0x3F) as usize];
+        }
+    }
+    // One or two bytes left: two or three characters, the spare bits zero.
+    let rest = chunks.remainder();
+    if let Some(o) = chars.next() {
+        let n = rest.iter().fold(0u32, |n, &b| (n << 8) | u32::from(b))
+            << (if rest.len() == 1 { 16 } else { 8 });
+        for (i, c) in o.iter_mut().enumerate() {
+            *c = ALPHABET[((n >> (18 - 6 * i)) & 0x3F) as usize];
+        }
+    }
+    out
+}
+
+/// The characters of [`encode`]'s output as text (the alphabet is ASCII).
+fn ascii(chars: &[u8]) -> &str {
+    // Every byte comes from `ALPHABET`, which is ASCII: this never fails.
+    std::str::from_utf8(chars).unwrap_or_default()
+}
 
 /// Decodes exactly `N` bytes from `input` only if `input` is the canonical unpadded base64url
 /// encoding of them: the right length, the alphabet, and zero spare bits (so no alias of a
@@ -213,13 +243,15 @@ impl SessionToken {
     /// only where the value goes to the client that owns it.
     #[must_use]
     pub fn expose(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.bytes)
+        let mut out = String::with_capacity(TOKEN_LEN);
+        self.expose_to(&mut out);
+        out
     }
 
     /// Like [`SessionToken::expose`], appending the 43 characters to `out` (for a caller that
     /// builds the `Set-Cookie` value around it without a second allocation).
     pub fn expose_to(&self, out: &mut String) {
-        URL_SAFE_NO_PAD.encode_string(self.bytes, out);
+        out.push_str(ascii(&encode::<TOKEN_BYTES, TOKEN_LEN>(&self.bytes)));
     }
 
     /// The SHA-256 of the token: the key under which stores keep the session.
@@ -341,11 +373,7 @@ impl SessionHandle {
 
 impl fmt::Display for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; HANDLE_LEN];
-        let n = URL_SAFE_NO_PAD
-            .encode_slice(self.0, &mut buf)
-            .map_err(|_| fmt::Error)?;
-        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+        f.write_str(ascii(&encode::<HANDLE_BYTES, HANDLE_LEN>(&self.0)))
     }
 }
 

@@ -77,11 +77,30 @@ struct Entry {
 /// What many sessions have in common and the store keeps once ([`Profiles`]): the client's
 /// user agent (most sessions come from a few browsers), the idle timeout and the persistence
 /// choice (one or two of each per application).
-#[derive(PartialEq, Eq, Hash)]
+#[derive(PartialEq, Eq)]
 struct Profile {
     user_agent: Option<Box<str>>,
     idle_secs: u32,
     persistent: Option<bool>,
+}
+
+/// A [`Profile`] by reference: what a lookup compares and hashes, so that finding a profile
+/// the store already holds (nearly every new session) allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct ProfileRef<'a> {
+    user_agent: Option<&'a str>,
+    idle_secs: u32,
+    persistent: Option<bool>,
+}
+
+impl Profile {
+    fn view(&self) -> ProfileRef<'_> {
+        ProfileRef {
+            user_agent: self.user_agent.as_deref(),
+            idle_secs: self.idle_secs,
+            persistent: self.persistent,
+        }
+    }
 }
 
 /// The store's [`Profile`]s, each kept once, in shards by a keyed hash. A profile stays while
@@ -105,15 +124,19 @@ impl Profiles {
         &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
-    /// The store's copy of `profile`.
-    fn intern(&self, profile: Profile) -> Arc<Profile> {
-        let hash = self.hasher.hash_one(&profile);
+    /// The store's copy of `profile`, made only if the store has none.
+    fn intern(&self, profile: ProfileRef<'_>) -> Arc<Profile> {
+        let hash = self.hasher.hash_one(profile);
         let mut table = self.shard(hash).lock();
-        if let Some(found) = table.find(hash, |p| **p == profile) {
+        if let Some(found) = table.find(hash, |p| p.view() == profile) {
             return found.clone();
         }
-        let interned = Arc::new(profile);
-        table.insert_unique(hash, interned.clone(), |p| self.hasher.hash_one(&**p));
+        let interned = Arc::new(Profile {
+            user_agent: profile.user_agent.map(Box::from),
+            idle_secs: profile.idle_secs,
+            persistent: profile.persistent,
+        });
+        table.insert_unique(hash, interned.clone(), |p| self.hasher.hash_one(p.view()));
         interned
     }
 
@@ -124,7 +147,7 @@ impl Profiles {
         if Arc::strong_count(&profile) > 2 {
             return;
         }
-        let hash = self.hasher.hash_one(&*profile);
+        let hash = self.hasher.hash_one(profile.view());
         let mut table = self.shard(hash).lock();
         if Arc::strong_count(&profile) == 2
             && let Ok(found) = table.find_entry(hash, |p| Arc::ptr_eq(p, &profile))
@@ -409,8 +432,8 @@ impl SessionStore for MemoryStore {
         if let Some(idle) = changes.idle_timeout {
             let idle_secs = u32::try_from(idle.as_secs()).unwrap_or(u32::MAX);
             if idle_secs != entry.profile.idle_secs {
-                let profile = self.inner.profiles.intern(Profile {
-                    user_agent: entry.profile.user_agent.clone(),
+                let profile = self.inner.profiles.intern(ProfileRef {
+                    user_agent: entry.profile.user_agent.as_deref(),
                     idle_secs,
                     persistent: entry.profile.persistent,
                 });

@@ -49,6 +49,15 @@ pub(crate) struct Cx<'a> {
     pub(crate) client: Option<ClientAddr>,
 }
 
+/// Whether an event line of `kind` at `level` goes out: only if a subscriber takes it (checked
+/// first, so that without one an event costs neither the rate limit's clock reading nor its
+/// lock) and the rate limit lets it through.
+macro_rules! allowed {
+    ($cx:expr, $kind:expr, $level:ident) => {
+        tracing::enabled!(target: "sessionward", tracing::Level::$level) && $cx.allow($kind)
+    };
+}
+
 impl Cx<'_> {
     fn allow(self, kind: Kind) -> bool {
         self.limits.allow(kind)
@@ -72,7 +81,7 @@ impl fmt::Display for Client {
 }
 
 pub(crate) fn malformed(cx: Cx<'_>, via: Via) {
-    if cx.allow(Kind::Malformed) {
+    if allowed!(cx, Kind::Malformed, INFO) {
         tracing::info!(
             target: "sessionward", event = "session.malformed", via = ?via,
             client = %cx.client(), "malformed session ID presented"
@@ -81,7 +90,7 @@ pub(crate) fn malformed(cx: Cx<'_>, via: Via) {
 }
 
 pub(crate) fn ambiguous(cx: Cx<'_>, via: Via) {
-    if cx.allow(Kind::Ambiguous) {
+    if allowed!(cx, Kind::Ambiguous, WARN) {
         tracing::warn!(
             target: "sessionward", event = "session.ambiguous", via = ?via,
             client = %cx.client(),
@@ -91,7 +100,7 @@ pub(crate) fn ambiguous(cx: Cx<'_>, via: Via) {
 }
 
 pub(crate) fn unknown(cx: Cx<'_>, key: &SessionKey) {
-    if cx.allow(Kind::Unknown) {
+    if allowed!(cx, Kind::Unknown, INFO) {
         tracing::info!(
             target: "sessionward", event = "session.unknown", key = %key.short(),
             client = %cx.client(), "unknown or expired session ID presented"
@@ -101,7 +110,7 @@ pub(crate) fn unknown(cx: Cx<'_>, key: &SessionKey) {
 
 /// Once per session (as far as the limiter remembers), then rate limited.
 pub(crate) fn anomaly(cx: Cx<'_>, key: &SessionKey, bound: bool) {
-    if cx.limits.first_anomaly(key) && cx.allow(Kind::Anomaly) {
+    if cx.limits.first_anomaly(key) && allowed!(cx, Kind::Anomaly, WARN) {
         tracing::warn!(
             target: "sessionward", event = "session.anomaly", key = %key.short(), bound,
             client = %cx.client(), "session presented with a different user agent"
@@ -110,7 +119,7 @@ pub(crate) fn anomaly(cx: Cx<'_>, key: &SessionKey, bound: bool) {
 }
 
 pub(crate) fn load_failed(cx: Cx<'_>, key: &SessionKey, error: &StoreError) {
-    if cx.allow(Kind::StoreError) {
+    if allowed!(cx, Kind::StoreError, ERROR) {
         tracing::error!(
             target: "sessionward", event = "session.store_error", key = %key.short(),
             error = %error, client = %cx.client(), "session store failed to load"
@@ -119,7 +128,7 @@ pub(crate) fn load_failed(cx: Cx<'_>, key: &SessionKey, error: &StoreError) {
 }
 
 pub(crate) fn commit_failed(cx: Cx<'_>, error: &SessionError) {
-    if cx.allow(Kind::StoreError) {
+    if allowed!(cx, Kind::StoreError, ERROR) {
         tracing::error!(
             target: "sessionward", event = "session.store_error", error = %error,
             client = %cx.client(), "session store failed while completing the request"
@@ -138,7 +147,7 @@ pub(crate) fn logout_failed(cx: Cx<'_>, error: &SessionError) {
 
 /// A new anonymous session.
 pub(crate) fn created(cx: Cx<'_>, key: &SessionKey) {
-    if cx.allow(Kind::Created) {
+    if allowed!(cx, Kind::Created, INFO) {
         tracing::info!(
             target: "sessionward", event = "session.created", key = %key.short(),
             client = %cx.client(), "session created"
@@ -147,7 +156,7 @@ pub(crate) fn created(cx: Cx<'_>, key: &SessionKey) {
 }
 
 pub(crate) fn guessing(cx: Cx<'_>, failures: u32) {
-    if cx.allow(Kind::Guessing) {
+    if allowed!(cx, Kind::Guessing, WARN) {
         tracing::warn!(
             target: "sessionward", event = "session.guessing", client = %cx.client(), failures,
             "client blocked by the guess throttle: too many malformed or unknown session IDs"
@@ -156,7 +165,7 @@ pub(crate) fn guessing(cx: Cx<'_>, failures: u32) {
 }
 
 pub(crate) fn throttled(cx: Cx<'_>, retry_after: u64) {
-    if cx.allow(Kind::Throttled) {
+    if allowed!(cx, Kind::Throttled, INFO) {
         tracing::info!(
             target: "sessionward", event = "session.throttled", client = %cx.client(),
             retry_after, "request with a session ID refused: the client is blocked (429)"
@@ -202,7 +211,7 @@ pub(crate) fn destroyed(cx: Cx<'_>, key: &SessionKey) {
 }
 
 pub(crate) fn denied(cx: Cx<'_>, role: &str) {
-    if cx.allow(Kind::Denied) {
+    if allowed!(cx, Kind::Denied, INFO) {
         tracing::info!(
             target: "sessionward", event = "session.denied", role = %role,
             client = %cx.client(), "signed in without the required role"
@@ -227,7 +236,7 @@ pub(crate) fn roles_changed(sessions: u64) {
 /// `with_cookie`: refused by the session layer's own check (the request carried the session
 /// cookie), not by a [`CrossOriginGuard`](crate::CrossOriginGuard) layer.
 pub(crate) fn cross_origin_blocked(cx: Cx<'_>, method: &Method, with_cookie: bool) {
-    if !cx.allow(Kind::CrossOriginBlocked) {
+    if !allowed!(cx, Kind::CrossOriginBlocked, WARN) {
         return;
     }
     if with_cookie {

@@ -17,8 +17,8 @@ impl Entry {
             version: r.version,
             filed_at: secs(r.expires_at()),
             authorized_at: secs(r.authorized_at),
-            profile: profiles.intern(Profile {
-                user_agent: r.user_agent.as_deref().map(Box::from),
+            profile: profiles.intern(ProfileRef {
+                user_agent: r.user_agent.as_deref(),
                 idle_secs: u32::try_from(r.idle_timeout.as_secs()).unwrap_or(u32::MAX),
                 persistent: r.persistent,
             }),

@@ -219,7 +219,7 @@ impl Session {
                 ..commit::Outcome::default()
             };
             // No store call since `now` was read: the same instant.
-            response::apply(&mut res, outcome, self.config(), now);
+            response::apply(&mut res, outcome, self.config(), || now);
             return Finish::Done(res);
         }
         Finish::Pending(Box::pin(async move {
@@ -237,7 +237,7 @@ impl Session {
                     {
                         t.valid(&issued.token.key());
                     }
-                    response::apply(&mut res, outcome, self.config(), self.now());
+                    response::apply(&mut res, outcome, self.config(), || self.now());
                     res
                 }
                 Err(e) => match logout {
@@ -251,7 +251,7 @@ impl Session {
                             logged_out: true,
                             ..commit::Outcome::default()
                         };
-                        response::apply(&mut res, outcome, self.config(), self.now());
+                        response::apply(&mut res, outcome, self.config(), || self.now());
                         res
                     }
                     None => {

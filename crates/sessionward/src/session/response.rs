@@ -12,13 +12,13 @@ use crate::config::SessionConfig;
 
 const MAX_AGE: &str = "; Max-Age=";
 
-/// Writes what `outcome` says into `res`'s headers; `now` counts a persistent cookie's
-/// `Max-Age`.
+/// Writes what `outcome` says into `res`'s headers; `now` (read only for a persistent cookie)
+/// counts the cookie's `Max-Age`.
 pub(crate) fn apply<B>(
     res: &mut Response<B>,
     outcome: Outcome,
     config: &SessionConfig,
-    now: Timestamp,
+    now: impl FnOnce() -> Timestamp,
 ) {
     let headers = res.headers_mut();
     // A response that issues a token (in a cookie or in its body) is never cached.
@@ -29,7 +29,7 @@ pub(crate) fn apply<B>(
             // Persistent per session ("remember me"), or by the layer's default.
             let max_age = issued
                 .persistent
-                .then(|| issued.absolute_expires_at.saturating_since(now).as_secs());
+                .then(|| issued.absolute_expires_at.saturating_since(now()).as_secs());
             // One allocation, of the exact length: the token is encoded into the cookie's
             // buffer, which the header value then owns as it is (a buffer with spare capacity
             // would cost the header value a second allocation).
