@@ -34,6 +34,7 @@
 mod cases;
 pub mod fixtures;
 mod forwarding;
+mod immediate;
 pub mod services;
 pub mod stale_rows;
 
@@ -46,6 +47,7 @@ use sessionward_core::{SessionStore, StoreError};
 
 pub use cases::CASES;
 pub use forwarding::{Call, CallLog, ForwardingStore, Hook};
+pub use immediate::ThroughImmediate;
 
 /// Why a case failed.
 #[derive(Debug)]
@@ -147,17 +149,32 @@ where
     for case in cases {
         report.total += 1;
         let store = factory().await;
-        let task = tokio::spawn((case.run)(store));
-        let outcome = tokio::time::timeout(CASE_TIMEOUT, task).await;
-        let why = match outcome {
-            Ok(Ok(Ok(()))) => continue,
-            Ok(Ok(Err(failure))) => failure.0,
-            Ok(Err(join)) if join.is_panic() => "panicked".to_owned(),
-            Ok(Err(join)) => format!("task failed: {join}"),
-            Err(_) => format!("did not finish within {CASE_TIMEOUT:?}"),
-        };
-        eprintln!("conformance case {} FAILED: {why}", case.name);
-        report.failed.push((case.name, why));
+        // A store with an immediate face runs the case through it too, on a fresh store.
+        let immediate = store.immediate().is_some();
+        let mut why = run_case(case, store).await.err();
+        if why.is_none() && immediate {
+            let through: Arc<dyn SessionStore> = Arc::new(ThroughImmediate::new(factory().await));
+            why = run_case(case, through)
+                .await
+                .err()
+                .map(|w| format!("through the immediate face: {w}"));
+        }
+        if let Some(why) = why {
+            eprintln!("conformance case {} FAILED: {why}", case.name);
+            report.failed.push((case.name, why));
+        }
     }
     report
+}
+
+/// Runs one case on `store`: why it failed, if it did.
+async fn run_case(case: &Case, store: Arc<dyn SessionStore>) -> Result<(), String> {
+    let task = tokio::spawn((case.run)(store));
+    match tokio::time::timeout(CASE_TIMEOUT, task).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(failure))) => Err(failure.0),
+        Ok(Err(join)) if join.is_panic() => Err("panicked".to_owned()),
+        Ok(Err(join)) => Err(format!("task failed: {join}")),
+        Err(_) => Err(format!("did not finish within {CASE_TIMEOUT:?}")),
+    }
 }

@@ -51,7 +51,7 @@ mod token;
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::StoreError;
 pub use record::{DataChanges, DataError, RoleSet, SessionData, SessionRecord, Timestamp, UserId};
-pub use store::{ChangeSet, RotateOutcome, SaveOutcome, SessionStore};
+pub use store::{ChangeSet, ImmediateStore, RotateOutcome, SaveOutcome, SessionStore};
 pub use sweeper::{SweepConfig, Sweeper, SweeperStatus};
 pub use token::{
     HANDLE_BYTES, HANDLE_LEN, RngError, SessionHandle, SessionKey, SessionToken, TOKEN_BYTES,

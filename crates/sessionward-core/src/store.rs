@@ -228,4 +228,78 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes up to `limit` records that expired at or before `now`; returns how many.
     async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError>;
+
+    /// This store's synchronous face, for a store whose calls never wait (one that keeps its
+    /// records in the process, like `MemoryStore`): see [`ImmediateStore`]. The default,
+    /// `None`, is right for every store that does I/O, and for every wrapper of another store
+    /// (a wrapper that answered with its inner store's face would bypass itself).
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        None
+    }
+}
+
+/// The operations of a request's hot path, answered without waiting.
+///
+/// A store that never waits (it holds its records in the process and takes only short,
+/// non-blocking locks) implements this trait and returns itself from
+/// [`SessionStore::immediate`]. The session layer then calls these methods instead of the
+/// asynchronous ones on a request's path (its load, and the writes that complete it), so a
+/// request needs no boxed future per store call and none for completing the session.
+///
+/// Each method is the operation of the [`SessionStore`] method of the same name, under the
+/// same contract; the asynchronous method of such a store should just call it, so that the two
+/// faces cannot differ. The `sessionward-conformance` suite runs its whole contract through
+/// this face too when a store has one.
+pub trait ImmediateStore: Send + Sync {
+    /// [`SessionStore::create`], without waiting.
+    ///
+    /// # Errors
+    /// As [`SessionStore::create`].
+    fn create_now(&self, record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// [`SessionStore::load`], without waiting.
+    ///
+    /// # Errors
+    /// As [`SessionStore::load`].
+    fn load_now(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// [`SessionStore::save`], without waiting.
+    ///
+    /// # Errors
+    /// As [`SessionStore::save`].
+    fn save_now(
+        &self,
+        key: &SessionKey,
+        expected_version: Option<u64>,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError>;
+
+    /// [`SessionStore::touch`], without waiting.
+    ///
+    /// # Errors
+    /// As [`SessionStore::touch`].
+    fn touch_now(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// [`SessionStore::rotate`], without waiting.
+    ///
+    /// # Errors
+    /// As [`SessionStore::rotate`].
+    fn rotate_now(
+        &self,
+        old: &SessionKey,
+        expected_version: Option<u64>,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError>;
+
+    /// [`SessionStore::delete`], without waiting.
+    ///
+    /// # Errors
+    /// As [`SessionStore::delete`].
+    fn delete_now(&self, key: &SessionKey) -> Result<bool, StoreError>;
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 use sessionward_core::{
-    ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionData, SessionHandle, SessionKey,
-    SessionRecord, SessionStore, StoreError, SweepConfig, Sweeper, SweeperStatus, Timestamp,
-    UserId,
+    ChangeSet, ImmediateStore, RoleSet, RotateOutcome, SaveOutcome, SessionData, SessionHandle,
+    SessionKey, SessionRecord, SessionStore, StoreError, SweepConfig, Sweeper, SweeperStatus,
+    Timestamp, UserId,
 };
 
 mod builder;
@@ -360,9 +360,10 @@ impl MemoryStore {
     }
 }
 
-#[async_trait::async_trait]
-impl SessionStore for MemoryStore {
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+/// The operations of a request's hot path, which this store completes without waiting (its
+/// asynchronous methods call these).
+impl ImmediateStore for MemoryStore {
+    fn create_now(&self, record: &SessionRecord) -> Result<(), StoreError> {
         let inner = &self.inner;
         let Some(user) = &record.user else {
             return inner.insert_record(record, None);
@@ -389,7 +390,7 @@ impl SessionStore for MemoryStore {
     // record that is not current cannot exist, because every write of a signed-in record
     // (create, rotate) checks the change time and every per-user change stamps the records it
     // keeps, each under the user's index lock. The read path stays one shard lock.
-    async fn load(
+    fn load_now(
         &self,
         key: &SessionKey,
         now: Timestamp,
@@ -401,7 +402,7 @@ impl SessionStore for MemoryStore {
             .map(Entry::to_record))
     }
 
-    async fn save(
+    fn save_now(
         &self,
         key: &SessionKey,
         expected_version: Option<u64>,
@@ -456,7 +457,7 @@ impl SessionStore for MemoryStore {
         Ok(SaveOutcome::Saved { version })
     }
 
-    async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
+    fn touch_now(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
         let mut shard = self.inner.shard(key).lock();
         match shard.find_mut(key) {
             Some(e) if e.is_live(now) => {
@@ -467,7 +468,7 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn rotate(
+    fn rotate_now(
         &self,
         old: &SessionKey,
         expected_version: Option<u64>,
@@ -576,7 +577,7 @@ impl SessionStore for MemoryStore {
         Ok(RotateOutcome::Rotated)
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+    fn delete_now(&self, key: &SessionKey) -> Result<bool, StoreError> {
         match self.inner.remove_record(key) {
             Some(e) => {
                 if let Some(u) = &e.user {
@@ -587,6 +588,55 @@ impl SessionStore for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.create_now(record)
+    }
+
+    async fn load(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.load_now(key, now)
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        expected_version: Option<u64>,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.save_now(key, expected_version, changes, now)
+    }
+
+    async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
+        self.touch_now(key, now)
+    }
+
+    async fn rotate(
+        &self,
+        old: &SessionKey,
+        expected_version: Option<u64>,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.rotate_now(old, expected_version, new, now)
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.delete_now(key)
+    }
+
+    /// `Some`: every call of this store completes without waiting, and the layer makes the
+    /// calls of a request's hot path through [`ImmediateStore`], with no future to box.
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        Some(self)
     }
 
     async fn delete_by_user(

@@ -16,8 +16,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use sessionward_core::{
-    ChangeSet, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey, SessionRecord,
-    SessionStore, StoreError, Timestamp, UserId,
+    ChangeSet, ImmediateStore, RoleSet, RotateOutcome, SaveOutcome, SessionHandle, SessionKey,
+    SessionRecord, SessionStore, StoreError, Timestamp, UserId,
 };
 use tracing::Instrument as _;
 
@@ -56,6 +56,78 @@ impl Traced {
             span.record("outcome", result.as_ref().map_or("error", outcome));
             result
         })
+    }
+}
+
+impl Traced {
+    /// One call through the inner store's [`ImmediateStore`] face, inside the same span as the
+    /// asynchronous calls (entered and left around the call).
+    fn traced_now<T>(
+        &self,
+        operation: &'static str,
+        call: impl FnOnce(&dyn ImmediateStore) -> Result<T, StoreError>,
+        outcome: fn(&T) -> &'static str,
+    ) -> Result<T, StoreError> {
+        // `Traced::immediate` offers this face only when the inner store has one.
+        let Some(inner) = self.inner.immediate() else {
+            return Err(StoreError::backend("the store has no immediate face"));
+        };
+        let span = tracing::debug_span!(
+            "sessionward.store",
+            operation,
+            store = &*self.name,
+            outcome = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return call(inner);
+        }
+        let result = span.in_scope(|| call(inner));
+        span.record("outcome", result.as_ref().map_or("error", outcome));
+        result
+    }
+}
+
+impl ImmediateStore for Traced {
+    fn create_now(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.traced_now("create", |s| s.create_now(record), ok)
+    }
+
+    fn load_now(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.traced_now("load", |s| s.load_now(key, now), found)
+    }
+
+    fn save_now(
+        &self,
+        key: &SessionKey,
+        expected_version: Option<u64>,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError> {
+        let call = |s: &dyn ImmediateStore| s.save_now(key, expected_version, changes, now);
+        self.traced_now("save", call, saved)
+    }
+
+    fn touch_now(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
+        self.traced_now("touch", |s| s.touch_now(key, now), done)
+    }
+
+    fn rotate_now(
+        &self,
+        old: &SessionKey,
+        expected_version: Option<u64>,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        let call = |s: &dyn ImmediateStore| s.rotate_now(old, expected_version, new, now);
+        self.traced_now("rotate", call, rotated)
+    }
+
+    fn delete_now(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.traced_now("delete", |s| s.delete_now(key), done)
     }
 }
 
@@ -260,5 +332,10 @@ impl SessionStore for Traced {
         Self: 'at,
     {
         self.traced("delete_expired", self.inner.delete_expired(now, limit), ok)
+    }
+
+    /// The inner store's face, traced: offered only when the inner store has one.
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        self.inner.immediate().map(|_| self as &dyn ImmediateStore)
     }
 }

@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use sessionward_core::{
-    ChangeSet, DataChanges, RotateOutcome, SaveOutcome, SessionKey, SessionRecord, SessionStore,
-    SessionToken, Timestamp,
+    ChangeSet, DataChanges, ImmediateStore, RotateOutcome, SaveOutcome, SessionKey, SessionRecord,
+    SessionStore, SessionToken, StoreError, Timestamp,
 };
 
 use super::plan::{
@@ -48,9 +48,119 @@ impl Outcome {
     }
 }
 
+/// How a commit reaches the store: its asynchronous methods ([`Async`]), or its
+/// [`ImmediateStore`] face ([`Now`]), whose calls complete at once, so that a commit through
+/// it completes on its first poll and needs no boxed future.
+pub(crate) trait Backend {
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError>;
+    async fn load(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    async fn save(
+        &self,
+        key: &SessionKey,
+        expected: Option<u64>,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError>;
+    async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError>;
+    async fn rotate(
+        &self,
+        old: &SessionKey,
+        expected: Option<u64>,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError>;
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError>;
+}
+
+/// A store's asynchronous methods as a [`Backend`].
+#[derive(Clone, Copy)]
+pub(crate) struct Async<'a>(pub(crate) &'a (dyn SessionStore + 'static));
+
+impl Backend for Async<'_> {
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        SessionStore::create(self.0, record).await
+    }
+    async fn load(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        SessionStore::load(self.0, key, now).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        expected: Option<u64>,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError> {
+        SessionStore::save(self.0, key, expected, changes, now).await
+    }
+    async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
+        SessionStore::touch(self.0, key, now).await
+    }
+    async fn rotate(
+        &self,
+        old: &SessionKey,
+        expected: Option<u64>,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        SessionStore::rotate(self.0, old, expected, new, now).await
+    }
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        SessionStore::delete(self.0, key).await
+    }
+}
+
+/// A store's [`ImmediateStore`] face as a [`Backend`].
+#[derive(Clone, Copy)]
+pub(crate) struct Now<'a>(pub(crate) &'a dyn ImmediateStore);
+
+impl Backend for Now<'_> {
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.0.create_now(record)
+    }
+    async fn load(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.0.load_now(key, now)
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        expected: Option<u64>,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.0.save_now(key, expected, changes, now)
+    }
+    async fn touch(&self, key: &SessionKey, now: Timestamp) -> Result<bool, StoreError> {
+        self.0.touch_now(key, now)
+    }
+    async fn rotate(
+        &self,
+        old: &SessionKey,
+        expected: Option<u64>,
+        new: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.0.rotate_now(old, expected, new, now)
+    }
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.0.delete_now(key)
+    }
+}
+
 /// What a commit runs against.
-pub(crate) struct Store<'a> {
-    pub(crate) store: &'a dyn SessionStore,
+pub(crate) struct Store<'a, B> {
+    pub(crate) store: B,
     pub(crate) config: &'a SessionConfig,
     pub(crate) now: Timestamp,
     /// The request's user agent, as a record keeps it.
@@ -82,7 +192,10 @@ where
 }
 
 /// Runs `plan`.
-pub(crate) async fn commit(cx: &Store<'_>, plan: Plan) -> Result<Outcome, SessionError> {
+pub(crate) async fn commit<B: Backend>(
+    cx: &Store<'_, B>,
+    plan: Plan,
+) -> Result<Outcome, SessionError> {
     let mut outcome = run(cx, plan.action).await?;
     outcome.signed_in = plan.signed_in;
     Ok(outcome)
@@ -96,8 +209,8 @@ fn gone(on_gone: OnGone) -> Outcome {
     }
 }
 
-async fn run(cx: &Store<'_>, action: Action) -> Result<Outcome, SessionError> {
-    let (store, now) = (cx.store, cx.now);
+async fn run<B: Backend>(cx: &Store<'_, B>, action: Action) -> Result<Outcome, SessionError> {
+    let (store, now) = (&cx.store, cx.now);
     match action {
         Action::Nothing { clear_cookie } => Ok(Outcome {
             clear_cookie,
@@ -184,7 +297,10 @@ async fn run(cx: &Store<'_>, action: Action) -> Result<Outcome, SessionError> {
     }
 }
 
-async fn rotate(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome, SessionError> {
+async fn rotate<B: Backend>(
+    cx: &Store<'_, B>,
+    rotation: Rotation,
+) -> Result<Outcome, SessionError> {
     let (key, reason) = (rotation.new.record.key, rotation.reason);
     let out = rotate_or_create(cx, rotation).await;
     if matches!(out, Err(SessionError::AuthorizationChanged)) {
@@ -195,7 +311,10 @@ async fn rotate(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome, SessionEr
     out
 }
 
-async fn rotate_or_create(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome, SessionError> {
+async fn rotate_or_create<B: Backend>(
+    cx: &Store<'_, B>,
+    rotation: Rotation,
+) -> Result<Outcome, SessionError> {
     let Rotation {
         from,
         new,
@@ -235,8 +354,8 @@ async fn rotate_or_create(cx: &Store<'_>, rotation: Rotation) -> Result<Outcome,
 }
 
 /// Stores a new session holding `changes`, and says to issue its token.
-async fn create(
-    cx: &Store<'_>,
+async fn create<B: Backend>(
+    cx: &Store<'_, B>,
     mut record: SessionRecord,
     changes: &DataChanges,
     token: SessionToken,
@@ -258,8 +377,8 @@ enum Version {
 }
 
 /// One save: `true` saved, `false` gone; on `Conflict`, the version to expect next.
-async fn save(
-    store: &dyn SessionStore,
+async fn save<B: Backend>(
+    store: &B,
     key: &SessionKey,
     version: Version,
     changes: &ChangeSet,
@@ -281,8 +400,8 @@ async fn save(
 
 /// One rotation of the record `key` at `expected` to `record`: whether it rotated, and the
 /// record; on `Conflict`, what `on_conflict` says.
-async fn rotate_once(
-    cx: &Store<'_>,
+async fn rotate_once<B: Backend>(
+    cx: &Store<'_, B>,
     key: &SessionKey,
     (expected, mut record): (u64, SessionRecord),
     changes: &DataChanges,

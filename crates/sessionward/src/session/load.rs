@@ -1,6 +1,6 @@
 //! Loading the record a request presented, once, on first use.
 
-use sessionward_core::SessionRecord;
+use sessionward_core::{SessionKey, SessionRecord, StoreError};
 
 use super::Session;
 use super::state::Loaded;
@@ -19,8 +19,16 @@ impl Session {
             }
             // Nothing to load: decided under the state lock, once, without the load lock (a
             // sign-in without a cookie takes this path).
-            if !matches!(self.inner.presented, Presented::Token { .. }) {
+            let Presented::Token { token, .. } = &self.inner.presented else {
                 state.loaded = self.nothing_to_load();
+                return Ok(());
+            };
+            // A store that answers without waiting loads right here, under the state lock:
+            // no load lock to take and no future to box.
+            if let Some(store) = self.store().immediate() {
+                let key = token.key();
+                let found = store.load_now(&key, self.now());
+                state.loaded = self.loaded_from(&key, found)?;
                 return Ok(());
             }
         }
@@ -31,28 +39,38 @@ impl Session {
         let loaded = match &self.inner.presented {
             Presented::Token { token, .. } => {
                 let key = token.key();
-                match self.store().load(&key, self.now()).await {
-                    Ok(Some(record)) => {
-                        if let Some(t) = &self.config().guess_throttle {
-                            t.valid(&key);
-                        }
-                        self.check_user_agent(record)
-                    }
-                    Ok(None) => {
-                        events::unknown(self.events(), &key);
-                        self.guess_failed();
-                        Loaded::Absent
-                    }
-                    Err(e) => {
-                        events::load_failed(self.events(), &key, &e);
-                        return Err(SessionError::Store(e));
-                    }
-                }
+                let found = self.store().load(&key, self.now()).await;
+                self.loaded_from(&key, found)?
             }
             _ => self.nothing_to_load(),
         };
         self.state().loaded = loaded;
         Ok(())
+    }
+
+    /// What the store's answer for `key` makes of the session.
+    fn loaded_from(
+        &self,
+        key: &SessionKey,
+        found: Result<Option<SessionRecord>, StoreError>,
+    ) -> Result<Loaded, SessionError> {
+        match found {
+            Ok(Some(record)) => {
+                if let Some(t) = &self.config().guess_throttle {
+                    t.valid(key);
+                }
+                Ok(self.check_user_agent(record))
+            }
+            Ok(None) => {
+                events::unknown(self.events(), key);
+                self.guess_failed();
+                Ok(Loaded::Absent)
+            }
+            Err(e) => {
+                events::load_failed(self.events(), key, &e);
+                Err(SessionError::Store(e))
+            }
+        }
     }
 
     /// What a request that presented no well-formed token loads: nothing (a malformed or

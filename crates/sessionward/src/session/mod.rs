@@ -10,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use http::{HeaderValue, Response};
 use sessionward_core::{SessionStore, Timestamp};
@@ -134,7 +135,7 @@ impl Session {
         &self.inner.shared.config
     }
 
-    fn store(&self) -> &dyn SessionStore {
+    fn store(&self) -> &(dyn SessionStore + 'static) {
         &*self.inner.shared.store
     }
 
@@ -222,54 +223,87 @@ impl Session {
             response::apply(&mut res, outcome, self.config(), || now);
             return Finish::Done(res);
         }
-        Finish::Pending(Box::pin(async move {
-            let store = commit::Store {
-                store: self.store(),
-                config: self.config(),
-                now,
-                user_agent: self.user_agent(),
-                events: self.events(),
+        if let Some(now_face) = self.store().immediate() {
+            // The store answers without waiting: the commit completes on its first poll, here,
+            // with no boxed future.
+            let commit =
+                std::pin::pin!(self.complete(res, plan, logout, now, commit::Now(now_face)));
+            let mut cx = Context::from_waker(Waker::noop());
+            return match commit.poll(&mut cx) {
+                Poll::Ready(res) => Finish::Done(res),
+                // An immediate face that waited broke its contract: fail closed.
+                Poll::Pending => {
+                    let e = crate::SessionError::from(sessionward_core::StoreError::backend(
+                        "the store's immediate face did not complete",
+                    ));
+                    events::commit_failed(self.events(), &e);
+                    Finish::Done(e.response())
+                }
             };
-            match commit::commit(&store, plan).await {
-                Ok(outcome) => {
-                    if let (Some(t), Some(issued)) =
-                        (&self.config().guess_throttle, &outcome.issued)
-                    {
-                        t.valid(&issued.token.key());
-                    }
+        }
+        Finish::Pending(Box::pin(async move {
+            let store = commit::Async(self.store());
+            self.complete(res, plan, logout, now, store).await
+        }))
+    }
+
+    /// Runs `plan` through `backend` and answers with `res`'s headers set, or the error's
+    /// response.
+    async fn complete<B, R: Default + Send + 'static>(
+        &self,
+        mut res: Response<R>,
+        plan: plan::Plan,
+        logout: Option<bool>,
+        now: Timestamp,
+        backend: B,
+    ) -> Response<R>
+    where
+        B: commit::Backend,
+    {
+        let store = commit::Store {
+            store: backend,
+            config: self.config(),
+            now,
+            user_agent: self.user_agent(),
+            events: self.events(),
+        };
+        match commit::commit(&store, plan).await {
+            Ok(outcome) => {
+                if let (Some(t), Some(issued)) = (&self.config().guess_throttle, &outcome.issued) {
+                    t.valid(&issued.token.key());
+                }
+                response::apply(&mut res, outcome, self.config(), || self.now());
+                res
+            }
+            Err(e) => match logout {
+                // SEC-26: the sign-out still takes the cookie away (and Clear-Site-Data if
+                // configured); the 503 says the server-side end failed.
+                Some(clear_cookie) => {
+                    events::logout_failed(self.events(), &e);
+                    let mut res = e.response();
+                    let outcome = commit::Outcome {
+                        clear_cookie,
+                        logged_out: true,
+                        ..commit::Outcome::default()
+                    };
                     response::apply(&mut res, outcome, self.config(), || self.now());
                     res
                 }
-                Err(e) => match logout {
-                    // SEC-26: the sign-out still takes the cookie away (and Clear-Site-Data if
-                    // configured); the 503 says the server-side end failed.
-                    Some(clear_cookie) => {
-                        events::logout_failed(self.events(), &e);
+                None => {
+                    // A refused stale sign-in has its own event (commit.rs).
+                    if matches!(e, crate::SessionError::AuthorizationChanged) {
                         let mut res = e.response();
-                        let outcome = commit::Outcome {
-                            clear_cookie,
-                            logged_out: true,
-                            ..commit::Outcome::default()
-                        };
-                        response::apply(&mut res, outcome, self.config(), || self.now());
-                        res
+                        res.headers_mut().insert(
+                            http::header::RETRY_AFTER,
+                            retry_after_authorization_change(self.config()),
+                        );
+                        return res;
                     }
-                    None => {
-                        // A refused stale sign-in has its own event (commit.rs).
-                        if matches!(e, crate::SessionError::AuthorizationChanged) {
-                            let mut res = e.response();
-                            res.headers_mut().insert(
-                                http::header::RETRY_AFTER,
-                                retry_after_authorization_change(self.config()),
-                            );
-                            return res;
-                        }
-                        events::commit_failed(self.events(), &e);
-                        e.response()
-                    }
-                },
-            }
-        }))
+                    events::commit_failed(self.events(), &e);
+                    e.response()
+                }
+            },
+        }
     }
 }
 
