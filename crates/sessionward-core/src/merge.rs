@@ -30,51 +30,182 @@ pub(crate) const MAX_DEPTH: usize = 100;
 /// One stored entry: the key (unescaped) and the value's raw text.
 type Entry<'a> = (Cow<'a, str>, &'a RawValue);
 
+/// Where a merge writes: a buffer, or a counter.
+pub(crate) trait Sink: Write {
+    /// Forgets what was written.
+    fn reset(&mut self);
+}
+
+impl Sink for Vec<u8> {
+    fn reset(&mut self) {
+        self.clear();
+    }
+}
+
 /// Writes the merge of `changes` into the object `stored` (keys removed, then set) to `out`.
 /// `false`: the merge cannot decide (see the module docs); nothing useful was written and the
 /// caller must take the full parse. `changes.clear` is the caller's: pass `"{}"` as `stored`.
-pub(crate) fn merge<W: Write>(stored: &str, changes: &DataChanges, out: &mut W) -> bool {
-    let entries = if stored == "{}" {
-        Vec::new()
-    } else {
-        match entries(stored) {
-            Some(e) => e,
-            None => return false,
+pub(crate) fn merge<W: Sink>(stored: &str, changes: &DataChanges, out: &mut W) -> bool {
+    if stored == "{}" {
+        return merge_from(std::iter::empty::<Option<Stored<'_>>>(), changes, out) == Step::Done;
+    }
+    // Text this crate wrote is canonical as a whole: walk it without serde.
+    match merge_from(Canonical::new(stored), changes, out) {
+        Step::Done => return true,
+        Step::Slow => return false,
+        Step::NotCanonical => out.reset(),
+    }
+    match entries(stored) {
+        Some(entries) => {
+            let items = entries.iter().map(|(k, raw)| {
+                Some(Stored {
+                    key: k.as_ref(),
+                    raw: raw.get(),
+                    canonical: false,
+                })
+            });
+            merge_from(items, changes, out) == Step::Done
         }
-    };
+        None => false,
+    }
+}
+
+/// One stored entry as the merge reads it.
+struct Stored<'a> {
+    key: &'a str,
+    raw: &'a str,
+    /// Known to be canonical (otherwise it is checked when it matters).
+    canonical: bool,
+}
+
+/// How a merge ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Done,
+    /// Leave it to the full parse.
+    Slow,
+    /// The canonical walk met text that is not (an item `None`): try the general one.
+    NotCanonical,
+}
+
+/// The merge over stored entries sorted by key without duplicates.
+fn merge_from<'a, W: Write>(
+    stored: impl Iterator<Item = Option<Stored<'a>>>,
+    changes: &DataChanges,
+    out: &mut W,
+) -> Step {
     let mut w = Writer { out, first: true };
     if w.out.write_all(b"{").is_err() {
-        return false;
+        return Step::Slow;
     }
     let mut set = changes.set.iter().peekable();
-    for (key, raw) in &entries {
-        let key: &str = key;
+    for item in stored {
+        let Some(Stored {
+            key,
+            raw,
+            canonical,
+        }) = item
+        else {
+            return Step::NotCanonical;
+        };
         while let Some((k, v)) = set.next_if(|(k, _)| k.as_str() < key) {
             if !w.set(k, v) {
-                return false;
+                return Step::Slow;
             }
         }
         let replaced = set.next_if(|(k, _)| k.as_str() == key);
         if replaced.is_some() || changes.remove.contains(key) {
             // The old value is dropped; it must still be one the full parse accepts.
-            if !drops_cleanly(raw.get()) {
-                return false;
+            if !canonical && !drops_cleanly(raw) {
+                return Step::Slow;
             }
             if let Some((k, v)) = replaced
                 && !w.set(k, v)
             {
-                return false;
+                return Step::Slow;
             }
-        } else if !w.keep(key, raw.get()) {
-            return false;
+        } else if !w.keep(key, raw, canonical) {
+            return Step::Slow;
         }
     }
     for (k, v) in set {
         if !w.set(k, v) {
-            return false;
+            return Step::Slow;
         }
     }
-    w.out.write_all(b"}").is_ok()
+    if w.out.write_all(b"}").is_ok() {
+        Step::Done
+    } else {
+        Step::Slow
+    }
+}
+
+/// The entries of a canonical object, checked as they are walked: an item `None` at the
+/// first thing that is not canonical.
+struct Canonical<'a> {
+    text: &'a str,
+    /// Where the next key starts; `None` once done.
+    pos: Option<usize>,
+    prev: Option<&'a str>,
+}
+
+impl<'a> Canonical<'a> {
+    fn new(text: &'a str) -> Self {
+        let pos = match text.as_bytes().first() {
+            _ if text == "{}" => None,
+            Some(b'{') => Some(1),
+            // Not even an object's start: the first item says so.
+            _ => Some(usize::MAX),
+        };
+        Self {
+            text,
+            pos,
+            prev: None,
+        }
+    }
+
+    fn entry(&mut self, pos: usize) -> Option<(Stored<'a>, Option<usize>)> {
+        let b = self.text.as_bytes();
+        if b.get(pos) != Some(&b'"') {
+            return None;
+        }
+        let (end, escaped) = canonical_string(b, pos)?;
+        let key = self.text.get(pos + 1..end - 1)?;
+        if escaped || self.prev.is_some_and(|p| p >= key) || b.get(end) != Some(&b':') {
+            return None;
+        }
+        self.prev = Some(key);
+        let value_end = canonical_value(b, end + 1, 1)?;
+        let raw = self.text.get(end + 1..value_end)?;
+        let next = match b.get(value_end) {
+            Some(b',') => Some(value_end + 1),
+            Some(b'}') if value_end + 1 == b.len() => None,
+            _ => return None,
+        };
+        Some((
+            Stored {
+                key,
+                raw,
+                canonical: true,
+            },
+            next,
+        ))
+    }
+}
+
+impl<'a> Iterator for Canonical<'a> {
+    type Item = Option<Stored<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let pos = self.pos.take()?;
+        match self.entry(pos) {
+            Some((stored, next)) => {
+                self.pos = next;
+                Some(Some(stored))
+            }
+            None => Some(None),
+        }
+    }
 }
 
 /// Writes entries, with the commas between them.
@@ -89,18 +220,26 @@ impl<W: Write> Writer<'_, W> {
             return false;
         }
         self.first = false;
-        serde_json::to_writer(&mut *self.out, key).is_ok() && self.out.write_all(b":").is_ok()
+        let plain = !key.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\');
+        let quoted = if plain {
+            self.out.write_all(b"\"").is_ok()
+                && self.out.write_all(key.as_bytes()).is_ok()
+                && self.out.write_all(b"\"").is_ok()
+        } else {
+            serde_json::to_writer(&mut *self.out, key).is_ok()
+        };
+        quoted && self.out.write_all(b":").is_ok()
     }
 
     fn set(&mut self, key: &str, value: &Value) -> bool {
         self.key(key) && serde_json::to_writer(&mut *self.out, value).is_ok()
     }
 
-    fn keep(&mut self, key: &str, raw: &str) -> bool {
+    fn keep(&mut self, key: &str, raw: &str, canonical: bool) -> bool {
         if !self.key(key) {
             return false;
         }
-        match shape(raw) {
+        match if canonical { Shape::Canonical } else { shape(raw) } {
             Shape::Canonical => self.out.write_all(raw.as_bytes()).is_ok(),
             Shape::Other => match serde_json::from_str::<Value>(raw) {
                 Ok(v) => serde_json::to_writer(&mut *self.out, &v).is_ok(),
@@ -320,7 +459,10 @@ fn canonical_integer(b: &[u8], i: usize) -> Option<usize> {
     let negative = b[i] == b'-';
     let digits = i + usize::from(negative);
     let end = digits + b[digits..].iter().take_while(|c| c.is_ascii_digit()).count();
-    if end == digits || matches!(b.get(end), Some(b'.' | b'e' | b'E')) {
+    if end == digits
+        || (b[digits] == b'0' && end > digits + 1)
+        || matches!(b.get(end), Some(b'.' | b'e' | b'E'))
+    {
         return None;
     }
     let text = std::str::from_utf8(&b[i..end]).ok()?;
@@ -591,6 +733,35 @@ mod tests {
     }
 
     #[test]
+    fn canonical_text_is_walked_without_serde() {
+        fn walk(t: &str) -> Vec<Option<(&str, &str)>> {
+            super::Canonical::new(t)
+                .map(|e| e.map(|e| (e.key, e.raw)))
+                .collect()
+        }
+        assert!(walk("{}").is_empty());
+        assert_eq!(
+            walk(r#"{"a":1,"b":{"x":[]},"é":"s\"q"}"#),
+            [Some(("a", "1")), Some(("b", r#"{"x":[]}"#)), Some(("é", r#""s\"q""#))]
+        );
+        for text in [
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a": 1}"#,
+            r#"{"a\"":1}"#,
+            r#"{"a":1.5}"#,
+            r#"{"a":1} "#,
+            r#" {"a":1}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1,}"#,
+            "[1]",
+            "{ }",
+        ] {
+            assert_eq!(walk(text).last(), Some(&None), "{text}");
+        }
+    }
+
+    #[test]
     fn shapes() {
         for raw in [
             r#""plain""#,
@@ -647,6 +818,19 @@ mod tests {
         );
         assert_eq!(e.merged_len(&set("a", json!(1))).expect("len"), 7);
         assert_eq!(e.merged_len(&DataChanges::default()).expect("len"), 2);
+    }
+
+    /// Whether the walk of canonical text takes `v` as it is: no floats, and no object key
+    /// with an escape (the cases it leaves to the general merge).
+    fn walkable(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => !n.is_f64(),
+            Value::Array(a) => a.iter().all(walkable),
+            Value::Object(m) => m.iter().all(|(k, v)| {
+                !k.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\') && walkable(v)
+            }),
+            _ => true,
+        }
     }
 
     fn key() -> impl Strategy<Value = String> {
@@ -747,6 +931,14 @@ mod tests {
             prop_assert!(super::merge(base, &c, &mut Vec::new()));
             // And once more on the result, which is canonical: the merge copies it whole.
             if let Ok(out) = d.apply(&c, None) {
+                let parsed: Value = serde_json::from_str(out.as_json()).expect("json");
+                prop_assert!(
+                    c.is_empty()
+                        || !walkable(&parsed)
+                        || super::Canonical::new(out.as_json()).all(|e| e.is_some()),
+                    "not walked as canonical: {}",
+                    out.as_json()
+                );
                 if let Err(e) = agrees(&out, &c, None) {
                     prop_assert!(false, "{}", e);
                 }

@@ -416,6 +416,12 @@ impl SessionData {
 /// Counts what is written to it.
 struct Count(usize);
 
+impl crate::merge::Sink for Count {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
 impl std::io::Write for Count {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0 += buf.len();
