@@ -220,19 +220,31 @@ impl<W: Write> Writer<'_, W> {
             return false;
         }
         self.first = false;
-        let plain = !key.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\');
-        let quoted = if plain {
-            self.out.write_all(b"\"").is_ok()
-                && self.out.write_all(key.as_bytes()).is_ok()
-                && self.out.write_all(b"\"").is_ok()
+        self.string(key) && self.out.write_all(b":").is_ok()
+    }
+
+    /// A string as serde_json writes it (directly when it needs no escape).
+    fn string(&mut self, s: &str) -> bool {
+        if needs_escape(s) {
+            serde_json::to_writer(&mut *self.out, s).is_ok()
         } else {
-            serde_json::to_writer(&mut *self.out, key).is_ok()
-        };
-        quoted && self.out.write_all(b":").is_ok()
+            self.out.write_all(b"\"").is_ok()
+                && self.out.write_all(s.as_bytes()).is_ok()
+                && self.out.write_all(b"\"").is_ok()
+        }
     }
 
     fn set(&mut self, key: &str, value: &Value) -> bool {
-        self.key(key) && serde_json::to_writer(&mut *self.out, value).is_ok()
+        if !self.key(key) {
+            return false;
+        }
+        match value {
+            Value::String(s) => self.string(s),
+            Value::Bool(true) => self.out.write_all(b"true").is_ok(),
+            Value::Bool(false) => self.out.write_all(b"false").is_ok(),
+            Value::Null => self.out.write_all(b"null").is_ok(),
+            _ => serde_json::to_writer(&mut *self.out, value).is_ok(),
+        }
     }
 
     fn keep(&mut self, key: &str, raw: &str, canonical: bool) -> bool {
@@ -248,6 +260,11 @@ impl<W: Write> Writer<'_, W> {
             Shape::TooDeep => false,
         }
     }
+}
+
+/// Whether serde_json writes `s` with escapes.
+fn needs_escape(s: &str) -> bool {
+    s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 /// Whether the full parse would accept `raw`, a value it drops.
@@ -373,7 +390,11 @@ fn canonical_string(b: &[u8], i: usize) -> Option<(usize, bool)> {
     let mut j = i + 1;
     let mut escaped = false;
     loop {
-        match *b.get(j)? {
+        j += b
+            .get(j..)?
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        match b[j] {
             b'"' => return Some((j + 1, escaped)),
             b'\\' => {
                 escaped = true;
@@ -402,8 +423,7 @@ fn canonical_string(b: &[u8], i: usize) -> Option<(usize, bool)> {
                     _ => return None,
                 }
             }
-            c if c < 0x20 => return None,
-            _ => j += 1,
+            _ => return None,
         }
     }
 }
