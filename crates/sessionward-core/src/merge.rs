@@ -251,7 +251,11 @@ impl<W: Write> Writer<'_, W> {
         if !self.key(key) {
             return false;
         }
-        match if canonical { Shape::Canonical } else { shape(raw) } {
+        match if canonical {
+            Shape::Canonical
+        } else {
+            shape(raw)
+        } {
             Shape::Canonical => self.out.write_all(raw.as_bytes()).is_ok(),
             Shape::Other => match serde_json::from_str::<Value>(raw) {
                 Ok(v) => serde_json::to_writer(&mut *self.out, &v).is_ok(),
@@ -478,7 +482,11 @@ fn canonical_array(b: &[u8], i: usize, depth: usize) -> Option<usize> {
 fn canonical_integer(b: &[u8], i: usize) -> Option<usize> {
     let negative = b[i] == b'-';
     let digits = i + usize::from(negative);
-    let end = digits + b[digits..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let end = digits
+        + b[digits..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
     if end == digits
         || (b[digits] == b'0' && end > digits + 1)
         || matches!(b.get(end), Some(b'.' | b'e' | b'E'))
@@ -569,8 +577,9 @@ mod tests {
         }
         if let Ok(g) = &got {
             let parsed: Value = serde_json::from_str(g.as_json()).map_err(|e| e.to_string())?;
-            let w: Value = serde_json::from_str(want.as_ref().map_err(|e| e.to_string())?.as_json())
-                .map_err(|e| e.to_string())?;
+            let w: Value =
+                serde_json::from_str(want.as_ref().map_err(|e| e.to_string())?.as_json())
+                    .map_err(|e| e.to_string())?;
             if parsed != w {
                 return Err(format!("values differ: {parsed} / {w}"));
             }
@@ -580,7 +589,10 @@ mod tests {
         match (&len, &want_len) {
             (Ok(a), Ok(b)) if a == b => Ok(()),
             (Err(DataError::NotAnObject(_)), Err(DataError::NotAnObject(_))) => Ok(()),
-            _ => Err(format!("{:?}: merged_len {len:?}, want {want_len:?}", d.as_json())),
+            _ => Err(format!(
+                "{:?}: merged_len {len:?}, want {want_len:?}",
+                d.as_json()
+            )),
         }
     }
 
@@ -762,7 +774,11 @@ mod tests {
         assert!(walk("{}").is_empty());
         assert_eq!(
             walk(r#"{"a":1,"b":{"x":[]},"é":"s\"q"}"#),
-            [Some(("a", "1")), Some(("b", r#"{"x":[]}"#)), Some(("é", r#""s\"q""#))]
+            [
+                Some(("a", "1")),
+                Some(("b", r#"{"x":[]}"#)),
+                Some(("é", r#""s\"q""#))
+            ]
         );
         for text in [
             r#"{"b":1,"a":2}"#,
@@ -891,8 +907,7 @@ mod tests {
     fn stored() -> impl Strategy<Value = String> {
         let entries = prop::collection::vec((key(), value()), 0..6);
         (entries, 0..3u8).prop_map(|(entries, form)| match form {
-            0 => serde_json::to_string(&entries.into_iter().collect::<Map<_, _>>())
-                .expect("ser"),
+            0 => serde_json::to_string(&entries.into_iter().collect::<Map<_, _>>()).expect("ser"),
             1 => serde_json::to_string_pretty(&entries.into_iter().collect::<Map<_, _>>())
                 .expect("ser"),
             _ => {
