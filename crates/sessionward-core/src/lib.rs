@@ -42,6 +42,7 @@
 mod clock;
 mod conversions;
 mod error;
+mod merge;
 mod record;
 pub mod row_plan;
 mod store;

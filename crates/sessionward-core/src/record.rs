@@ -247,8 +247,17 @@ pub enum DataError {
 ///
 /// Keeping the text (shared, reference counted) means loading a session never parses or copies
 /// its data; it is parsed only when a handler reads a value. Stores keep and return the text.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionData(Arc<str>);
+#[derive(Clone)]
+pub struct SessionData(Repr);
+
+/// The text of [`SessionData`]: `{}` needs no allocation.
+#[derive(Clone)]
+enum Repr {
+    /// `{}`.
+    Empty,
+    /// Any other object text.
+    Text(Arc<str>),
+}
 
 impl Default for SessionData {
     fn default() -> Self {
@@ -256,11 +265,28 @@ impl Default for SessionData {
     }
 }
 
+impl PartialEq for SessionData {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json()
+    }
+}
+
+impl Eq for SessionData {}
+
 impl SessionData {
     /// No data: `{}`.
     #[must_use]
     pub fn empty() -> Self {
-        Self(Arc::from("{}"))
+        Self(Repr::Empty)
+    }
+
+    /// Object text this crate made or checked.
+    fn from_text(text: String) -> Self {
+        if text == "{}" {
+            Self::empty()
+        } else {
+            Self(Repr::Text(Arc::from(text)))
+        }
     }
 
     /// Takes JSON object text (from a store), checking that it is an object.
@@ -270,10 +296,10 @@ impl SessionData {
     pub fn from_json(text: impl Into<Arc<str>>) -> Result<Self, DataError> {
         let text = text.into();
         if &*text == "{}" {
-            return Ok(Self(text));
+            return Ok(Self::empty());
         }
         match serde_json::from_str::<&serde_json::value::RawValue>(&text) {
-            Ok(raw) if raw.get().trim_start().starts_with('{') => Ok(Self(text)),
+            Ok(raw) if raw.get().trim_start().starts_with('{') => Ok(Self(Repr::Text(text))),
             Ok(_) => Err(DataError::NotAnObject(None)),
             Err(e) => Err(DataError::NotAnObject(Some(e))),
         }
@@ -284,25 +310,31 @@ impl SessionData {
     /// # Errors
     /// Only if serialization fails, which it does not for a `Map`.
     pub fn from_map(map: &Map<String, Value>) -> Result<Self, DataError> {
-        Ok(Self(Arc::from(serde_json::to_string(map)?)))
+        if map.is_empty() {
+            return Ok(Self::empty());
+        }
+        Ok(Self::from_text(serde_json::to_string(map)?))
     }
 
     /// The JSON object text.
     #[must_use]
     pub fn as_json(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Empty => "{}",
+            Repr::Text(text) => text,
+        }
     }
 
     /// Whether the object has no key.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        &*self.0 == "{}"
+        self.as_json() == "{}"
     }
 
     /// Size of the JSON text in bytes.
     #[must_use]
     pub fn len_bytes(&self) -> usize {
-        self.0.len()
+        self.as_json().len()
     }
 
     /// Parses the object.
@@ -310,7 +342,7 @@ impl SessionData {
     /// # Errors
     /// [`DataError::NotAnObject`] if the text is not a JSON object.
     pub fn to_map(&self) -> Result<Map<String, Value>, DataError> {
-        match serde_json::from_str::<Value>(&self.0) {
+        match serde_json::from_str::<Value>(self.as_json()) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => Err(DataError::NotAnObject(None)),
             Err(e) => Err(DataError::NotAnObject(Some(e))),
@@ -319,6 +351,11 @@ impl SessionData {
 
     /// Applies key changes and returns the new data. `limit` caps the resulting size in bytes.
     ///
+    /// The result is compact JSON with its keys sorted and unique: the text that parsing the
+    /// object into a [`Map`], applying the changes (keys removed, then set) and serializing it
+    /// gives. Values of keys the changes do not touch are copied, not parsed, whenever their
+    /// text already is that serialization (as everything this method wrote is).
+    ///
     /// # Errors
     /// [`DataError::NotAnObject`] if the current text is corrupt, [`DataError::TooLarge`] if
     /// the result would exceed `limit`.
@@ -326,6 +363,52 @@ impl SessionData {
         if changes.is_empty() {
             return Ok(self.clone());
         }
+        let stored = self.merge_base(changes);
+        let mut buf = Vec::with_capacity(stored.len() + 64);
+        let merged = crate::merge::merge(stored, changes, &mut buf)
+            .then(|| String::from_utf8(buf).ok())
+            .flatten();
+        let out = match merged {
+            Some(text) => Self::from_text(text),
+            None => self.apply_parsed(changes)?,
+        };
+        if let Some(limit) = limit
+            && out.len_bytes() > limit
+        {
+            return Err(DataError::TooLarge {
+                size: out.len_bytes(),
+                limit,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The size in bytes of what [`apply`](Self::apply) would return without a limit, computed
+    /// without building it: what a handler's write is checked against before the store
+    /// applies it.
+    ///
+    /// # Errors
+    /// [`DataError::NotAnObject`] if the current text is corrupt (as `apply` would say).
+    pub fn merged_len(&self, changes: &DataChanges) -> Result<usize, DataError> {
+        if changes.is_empty() {
+            return Ok(self.len_bytes());
+        }
+        let mut count = Count(0);
+        if crate::merge::merge(self.merge_base(changes), changes, &mut count) {
+            Ok(count.0)
+        } else {
+            Ok(self.apply_parsed(changes)?.len_bytes())
+        }
+    }
+
+    /// The text a merge of `changes` starts from.
+    fn merge_base(&self, changes: &DataChanges) -> &str {
+        if changes.clear { "{}" } else { self.as_json() }
+    }
+
+    /// `apply` by parsing the whole object: the reference the merge must agree with, and the
+    /// path for text the merge leaves to it (corrupt, very deep).
+    pub(crate) fn apply_parsed(&self, changes: &DataChanges) -> Result<Self, DataError> {
         let mut map = if changes.clear {
             Map::new()
         } else {
@@ -337,23 +420,37 @@ impl SessionData {
         for (key, value) in &changes.set {
             map.insert(key.clone(), value.clone());
         }
-        let out = Self::from_map(&map)?;
-        if let Some(limit) = limit
-            && out.len_bytes() > limit
-        {
-            return Err(DataError::TooLarge {
-                size: out.len_bytes(),
-                limit,
-            });
-        }
-        Ok(out)
+        Self::from_map(&map)
+    }
+}
+
+/// Counts what is written to it.
+struct Count(usize);
+
+impl crate::merge::Sink for Count {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0 += buf.len();
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 impl fmt::Debug for SessionData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Data may hold personal information: show its size, not its content.
-        write!(f, "SessionData({} bytes)", self.0.len())
+        write!(f, "SessionData({} bytes)", self.len_bytes())
     }
 }
 

@@ -302,6 +302,50 @@ async fn a_blind_write_to_a_dead_id_goes_to_a_new_session() {
 }
 
 #[tokio::test]
+async fn a_loaded_sessions_write_is_measured_against_the_cap_before_the_store_sees_it() {
+    let app = TestApp::with(|b| b.max_data_bytes(100));
+    let v = app.login("alice", "user").await;
+    let key = SessionToken::parse(&v).expect("token").key();
+    let put = |k: &str, len: usize| {
+        Request::put(format!("/loaded-prefs/{k}?len={len}"))
+            .header(header::COOKIE, format!("__Host-id={v}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    let data = || async {
+        app.store
+            .inner
+            .load(&key, app.clock.now())
+            .await
+            .expect("load")
+            .expect("live")
+            .data
+    };
+    // `{"pref.a":"x…x"}` is 13 bytes and the value: 87 x is exactly the cap, 88 one over.
+    assert_eq!(
+        app.send(put("a", 88)).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert!(data().await.is_empty());
+    assert_eq!(app.send(put("a", 87)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(data().await.len_bytes(), 100);
+    // Replacing the value measures the new one in place of the old.
+    assert_eq!(app.send(put("a", 10)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        data().await.as_json(),
+        format!(r#"{{"pref.a":"{}"}}"#, "x".repeat(10))
+    );
+    // A second key: `,"pref.b":""` adds 12 bytes and the value, on top of 23.
+    assert_eq!(
+        app.send(put("b", 66)).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(data().await.len_bytes(), 23);
+    assert_eq!(app.send(put("b", 65)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(data().await.len_bytes(), 100);
+}
+
+#[tokio::test]
 async fn blind_writes_respect_the_data_cap_and_5xx() {
     let app = TestApp::with(|b| b.max_data_bytes(200));
     let v = app.login("alice", "user").await;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use sessionward_core::DataError;
+use sessionward_core::{DataError, SessionData};
 
 use super::Session;
 use super::state::Loaded;
@@ -71,7 +71,35 @@ impl Session {
             }
         }
         self.ensure_loaded().await?;
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
+        if state.view.is_none() && !state.pending.changes.clear {
+            // Nothing parsed the data yet: measure the merge from the stored text (the values
+            // this write does not change are not parsed) and leave the parse to a read.
+            let changes = &mut state.pending.changes;
+            let was_set = changes.set.insert(key.to_owned(), value);
+            let was_removed = changes.remove.remove(key);
+            let size = match state.standing() {
+                Some(r) => r.data.merged_len(&state.pending.changes),
+                None => SessionData::empty().merged_len(&state.pending.changes),
+            };
+            if !matches!(size, Ok(size) if size <= limit) {
+                let changes = &mut state.pending.changes;
+                match was_set {
+                    Some(old) => changes.set.insert(key.to_owned(), old),
+                    None => changes.set.remove(key),
+                };
+                if was_removed {
+                    changes.remove.insert(key.to_owned());
+                }
+                let size = size?;
+                return Err(SessionError::Data(DataError::TooLarge { size, limit }));
+            }
+            if state.standing().is_none() {
+                state.draw_token()?;
+            }
+            return Ok(());
+        }
         let view = state.view()?;
         let old = view.insert(key.to_owned(), value.clone());
         let size = serialized_len(&*view);

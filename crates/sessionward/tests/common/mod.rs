@@ -136,6 +136,24 @@ async fn put_pref(session: Session, Path(key): Path<String>) -> Result<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize)]
+struct LenQuery {
+    len: usize,
+}
+
+/// Writes `pref.{key}` = `len` times "x" on a session the auth check loaded (nothing read
+/// its data).
+async fn loaded_pref(
+    auth: RequireAuth,
+    Path(key): Path<String>,
+    Query(q): Query<LenQuery>,
+) -> Result<StatusCode, SessionError> {
+    auth.session
+        .insert(&format!("pref.{key}"), &"x".repeat(q.len))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn write_then_read(session: Session) -> Result<String, SessionError> {
     session.insert("w", "written").await?;
     let w: Option<String> = session.get("w").await?;
@@ -268,6 +286,7 @@ pub fn routes() -> Router {
         .route("/logout", post(logout))
         .route("/cart", post(add_cart).get(get_cart))
         .route("/prefs/{key}", axum::routing::put(put_pref))
+        .route("/loaded-prefs/{key}", axum::routing::put(loaded_pref))
         .route("/big", post(big))
         .route("/write-then-read", post(write_then_read))
         .route("/fail-after-write", post(fail_after_write))
