@@ -24,9 +24,8 @@ impl Write for Capture {
     }
 }
 
-#[tokio::test]
-async fn store_calls_run_in_spans_with_operation_store_and_outcome() {
-    let capture = Capture::default();
+/// A DEBUG subscriber writing closed spans into `capture`, for this thread.
+fn capture_spans(capture: &Capture) -> tracing::subscriber::DefaultGuard {
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
@@ -34,7 +33,13 @@ async fn store_calls_run_in_spans_with_operation_store_and_outcome() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_default(subscriber)
+}
+
+#[tokio::test]
+async fn store_calls_run_in_spans_with_operation_store_and_outcome() {
+    let capture = Capture::default();
+    let _guard = capture_spans(&capture);
 
     let app = TestApp::new();
     let user = app
@@ -61,6 +66,41 @@ async fn store_calls_run_in_spans_with_operation_store_and_outcome() {
             format!("operation=\"{operation}\" store=\"ForwardingStore\" outcome=\"{outcome}\"");
         assert!(
             closed.iter().any(|l| l.contains(&wanted)),
+            "no closed span with {wanted} in:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains(&user) && !log.contains(&unknown),
+        "a token in the log"
+    );
+}
+
+/// The same spans when the store answers through its `ImmediateStore` face (`MemoryStore`
+/// used directly: the layer makes its calls without futures).
+#[tokio::test]
+async fn immediate_store_calls_run_in_spans_too() {
+    let capture = Capture::default();
+    let _guard = capture_spans(&capture);
+    let store = sessionward::MemoryStore::new();
+    let app = common::routes().layer(sessionward::SessionLayer::new(store));
+    let login = common::send_to(&app, common::req("POST", "/login?user=bo&roles=user", None)).await;
+    let user = login.session_cookie().expect("cookie");
+    let me = common::send_to(&app, common::req("GET", "/me", Some(&user))).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let unknown = sessionward_core::SessionToken::generate()
+        .expect("rng")
+        .expose();
+    let absent = common::send_to(&app, common::req("GET", "/me", Some(&unknown))).await;
+    assert_eq!(absent.status, StatusCode::UNAUTHORIZED);
+
+    let log = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
+    for (operation, outcome) in [("create", "ok"), ("load", "ok"), ("load", "absent")] {
+        let wanted =
+            format!("operation=\"{operation}\" store=\"MemoryStore\" outcome=\"{outcome}\"");
+        assert!(
+            log.lines().any(|l| l.contains("sessionward.store{")
+                && l.contains("close")
+                && l.contains(&wanted)),
             "no closed span with {wanted} in:\n{log}"
         );
     }
