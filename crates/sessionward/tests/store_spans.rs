@@ -81,7 +81,7 @@ async fn store_calls_run_in_spans_with_operation_store_and_outcome() {
 async fn immediate_store_calls_run_in_spans_too() {
     let capture = Capture::default();
     let _guard = capture_spans(&capture);
-    let store = sessionward::MemoryStore::new();
+    let store = sessionward_memory::MemoryStore::new();
     let app = common::routes().layer(sessionward::SessionLayer::new(store));
     let login = common::send_to(&app, common::req("POST", "/login?user=bo&roles=user", None)).await;
     let user = login.session_cookie().expect("cookie");
