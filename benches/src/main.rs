@@ -223,7 +223,6 @@ fn memory(args: &[String]) -> Result<(), BoxError> {
                 let store = sessionward_memory::MemoryStore::builder()
                     .sweep(sessionward_memory::SweepConfig::disabled())
                     .build();
-                let roles = RoleSet::from_iter(["user"]);
                 let now = Timestamp::from_unix(1_800_000_000);
                 for i in 0..count {
                     let mut r = SessionRecord::new(
@@ -234,7 +233,9 @@ fn memory(args: &[String]) -> Result<(), BoxError> {
                         Duration::from_secs(43_200),
                     );
                     r.user = Some(UserId::from(format!("user-{i}")));
-                    r.roles = roles.clone();
+                    // Each sign-in's own allocation of its roles, as `login(user, ["user"])`
+                    // brings one (a store that keeps them as given keeps one per session).
+                    r.roles = RoleSet::from(["user"]);
                     r.authenticated_at = Some(now);
                     r.data = SessionData::from_json(format!(r#"{{"n":{i}}}"#))?;
                     store.create(&r).await?;

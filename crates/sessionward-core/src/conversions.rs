@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
-use std::sync::Arc;
 
 use crate::record::{RoleSet, UserId};
 
@@ -29,12 +28,6 @@ impl From<&String> for UserId {
 
 impl From<Box<str>> for UserId {
     fn from(s: Box<str>) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<Arc<str>> for UserId {
-    fn from(s: Arc<str>) -> Self {
         Self::new(s)
     }
 }

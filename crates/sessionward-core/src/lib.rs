@@ -48,6 +48,7 @@ pub mod row_plan;
 mod store;
 mod sweeper;
 mod token;
+mod user_id;
 
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::StoreError;

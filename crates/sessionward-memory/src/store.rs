@@ -34,7 +34,7 @@ const NO_AUTH: u32 = 0;
 const EPOCH_MEMORY: u32 = 24 * 60 * 60;
 
 /// Times are kept as unsigned 32-bit seconds since the Unix epoch (until 2106), which keeps an
-/// entry at 136 bytes; earlier times clamp to the epoch, later ones to 2106.
+/// entry at 128 bytes; earlier times clamp to the epoch, later ones to 2106.
 fn secs(t: Timestamp) -> u32 {
     u32::try_from(t.unix().max(0)).unwrap_or(u32::MAX)
 }
@@ -53,15 +53,15 @@ pub enum PerUserLimit {
     Refuse,
 }
 
-/// One record, kept compact: 136 bytes (glibc's 144-byte chunk) plus its data text.
+/// One record, kept compact: 128 bytes (glibc's 144-byte chunk) plus its data text, and its
+/// user id if that is longer than [`UserId`] holds in place.
 struct Entry {
     key: SessionKey,
     handle: SessionHandle,
     user: Option<UserId>,
-    roles: RoleSet,
     data: SessionData,
-    /// The user agent, idle timeout and persistence, shared with every other session that has
-    /// the same ([`Profiles`]).
+    /// The roles, user agent, idle timeout and persistence, shared with every other session
+    /// that has the same ([`Profiles`]).
     profile: Arc<Profile>,
     created_at: u32,
     last_seen_at: u32,
@@ -74,11 +74,13 @@ struct Entry {
     authorized_at: u32,
 }
 
-/// What many sessions have in common and the store keeps once ([`Profiles`]): the client's
-/// user agent (most sessions come from a few browsers), the idle timeout and the persistence
-/// choice (one or two of each per application).
+/// What many sessions have in common and the store keeps once ([`Profiles`]): the roles (a
+/// few role sets per application, but each sign-in brings its own allocation of them), the
+/// client's user agent (most sessions come from a few browsers), the idle timeout and the
+/// persistence choice (one or two of each per application).
 #[derive(PartialEq, Eq)]
 struct Profile {
+    roles: RoleSet,
     user_agent: Option<Box<str>>,
     idle_secs: u32,
     persistent: Option<bool>,
@@ -88,6 +90,7 @@ struct Profile {
 /// the store already holds (nearly every new session) allocates nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct ProfileRef<'a> {
+    roles: &'a RoleSet,
     user_agent: Option<&'a str>,
     idle_secs: u32,
     persistent: Option<bool>,
@@ -96,6 +99,7 @@ struct ProfileRef<'a> {
 impl Profile {
     fn view(&self) -> ProfileRef<'_> {
         ProfileRef {
+            roles: &self.roles,
             user_agent: self.user_agent.as_deref(),
             idle_secs: self.idle_secs,
             persistent: self.persistent,
@@ -132,6 +136,7 @@ impl Profiles {
             return found.clone();
         }
         let interned = Arc::new(Profile {
+            roles: profile.roles.clone(),
             user_agent: profile.user_agent.map(Box::from),
             idle_secs: profile.idle_secs,
             persistent: profile.persistent,
@@ -434,9 +439,8 @@ impl ImmediateStore for MemoryStore {
             let idle_secs = u32::try_from(idle.as_secs()).unwrap_or(u32::MAX);
             if idle_secs != entry.profile.idle_secs {
                 let profile = self.inner.profiles.intern(ProfileRef {
-                    user_agent: entry.profile.user_agent.as_deref(),
                     idle_secs,
-                    persistent: entry.profile.persistent,
+                    ..entry.profile.view()
                 });
                 let old = std::mem::replace(&mut entry.profile, profile);
                 self.inner.profiles.release(old);
@@ -708,7 +712,12 @@ impl SessionStore for MemoryStore {
             if let Some(e) = shard.find_mut(key)
                 && e.user.as_ref() == Some(user)
             {
-                e.roles = roles.clone();
+                let profile = inner.profiles.intern(ProfileRef {
+                    roles,
+                    ..e.profile.view()
+                });
+                let old = std::mem::replace(&mut e.profile, profile);
+                inner.profiles.release(old);
                 e.authorized_at = changed_at;
                 e.version += 1;
                 changed += 1;

@@ -72,8 +72,12 @@ impl Inner {
     }
 
     /// The index's way to one copy of a user id for all of a user's sessions: the id of one
-    /// of `who`'s stored records, or a clone of `who`'s own.
+    /// of `who`'s stored records, or a clone of `who`'s own. An id held in place
+    /// ([`UserId::is_inline`]) has no allocation to share: it is cloned without a probe.
     pub(super) fn shared_user(&self, who: Who<'_>, index: &UserIndex) -> UserId {
+        if who.id.is_inline() {
+            return who.id.clone();
+        }
         for kf in index.frags_of(who.frag()) {
             let shard = self.shards[shard_of(kf)].lock();
             if let Some(u) = shard

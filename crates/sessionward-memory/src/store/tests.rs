@@ -141,6 +141,59 @@ async fn rotations_and_evictions_leave_only_what_is_stored() {
     assert_eq!(profiles(&store), 0);
 }
 
+#[tokio::test]
+async fn equal_role_sets_are_kept_once_and_a_role_change_moves_the_users_sessions() {
+    let store = store();
+    let t = Timestamp::from_unix(1_000_000);
+    // Each sign-in brings its own allocation of the same roles, as `login(user, ["user"])`
+    // does; the store keeps one.
+    let mut a = record(Some("ann"), "Firefox", t);
+    let mut b = record(Some("ben"), "Firefox", t);
+    a.roles = RoleSet::from(["user"]);
+    b.roles = RoleSet::from(["user"]);
+    let mut c = record(Some("cat"), "Firefox", t);
+    c.roles = RoleSet::from(["admin", "user"]);
+    for r in [&a, &b, &c] {
+        store.create(r).await.expect("create");
+    }
+    assert_eq!(
+        profiles(&store),
+        2,
+        "ann and ben share one profile, cat has hers"
+    );
+    let shared = |k: &SessionKey| {
+        store
+            .inner
+            .shard(k)
+            .lock()
+            .find_mut(k)
+            .map(|e| Arc::clone(&e.profile))
+    };
+    let (pa, pb) = (shared(&a.key).expect("ann"), shared(&b.key).expect("ben"));
+    assert!(Arc::ptr_eq(&pa, &pb));
+    drop((pa, pb));
+
+    // Ben becomes an admin: his session moves to cat's profile, ann keeps the old one alone.
+    let admin = RoleSet::from(["user", "admin"]);
+    let changed = store
+        .set_roles_for_user(&UserId::from("ben"), &admin, t)
+        .await
+        .expect("set roles");
+    assert_eq!(changed, 1);
+    assert_eq!(profiles(&store), 2);
+    let ben = store.load(&b.key, t).await.expect("load").expect("live");
+    assert_eq!(ben.roles, admin);
+    assert_eq!(ben.user_agent.as_deref(), Some("Firefox"));
+    let ann = store.load(&a.key, t).await.expect("load").expect("live");
+    assert_eq!(ann.roles, RoleSet::from(["user"]));
+    // Ann signs out everywhere: her profile, now hers alone, goes with her session.
+    store
+        .delete_by_user(&UserId::from("ann"), None, t)
+        .await
+        .expect("by user");
+    assert_eq!(profiles(&store), 1);
+}
+
 #[test]
 fn the_entry_fits_a_144_byte_chunk() {
     // glibc hands out 144 bytes for up to 136; one more byte would cost a 160-byte chunk.

@@ -12,6 +12,10 @@ use crate::error::SessionError;
 
 /// What the presented token led to.
 #[derive(Debug, Default)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "held in the session's one allocation; a box would cost an allocation per load"
+)]
 pub(crate) enum Loaded {
     /// Nobody asked yet (lazy: a route that never uses the session costs no store call).
     #[default]
