@@ -16,8 +16,10 @@ use sessionward_core::{
 mod builder;
 mod entry;
 mod inner;
+mod profiles;
 
 pub use builder::MemoryStoreBuilder;
+use profiles::{Profile, ProfileRef, Profiles};
 
 const SHARDS: usize = 64;
 /// How many expired records one sweeper call deletes (a pass repeats the call, yielding to the
@@ -72,103 +74,6 @@ struct Entry {
     version: u64,
     /// When the user and roles were decided (SEC-16); `created_at` for an anonymous entry.
     authorized_at: u32,
-}
-
-/// What many sessions have in common and the store keeps once ([`Profiles`]): the roles (a
-/// few role sets per application, but each sign-in brings its own allocation of them), the
-/// client's user agent (most sessions come from a few browsers), the idle timeout and the
-/// persistence choice (one or two of each per application).
-#[derive(PartialEq, Eq)]
-struct Profile {
-    roles: RoleSet,
-    user_agent: Option<Box<str>>,
-    idle_secs: u32,
-    persistent: Option<bool>,
-}
-
-/// A [`Profile`] by reference: what a lookup compares and hashes, so that finding a profile
-/// the store already holds (nearly every new session) allocates nothing.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct ProfileRef<'a> {
-    roles: &'a RoleSet,
-    user_agent: Option<&'a str>,
-    idle_secs: u32,
-    persistent: Option<bool>,
-}
-
-impl Profile {
-    fn view(&self) -> ProfileRef<'_> {
-        ProfileRef {
-            roles: &self.roles,
-            user_agent: self.user_agent.as_deref(),
-            idle_secs: self.idle_secs,
-            persistent: self.persistent,
-        }
-    }
-}
-
-/// The store's [`Profile`]s, each kept once, in shards by a keyed hash. A profile stays while
-/// a session holds it: the last session to let go removes it (or, should two let go at once,
-/// the sweeper's next pass does), so the set never outgrows the sessions held.
-struct Profiles {
-    shards: Box<[Mutex<HashTable<Arc<Profile>>>]>,
-    hasher: RandomState,
-}
-
-impl Profiles {
-    fn new() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-
-    fn shard(&self, hash: u64) -> &Mutex<HashTable<Arc<Profile>>> {
-        // Bits hashbrown uses neither for buckets nor for tags.
-        &self.shards[(hash >> 32) as usize % SHARDS]
-    }
-
-    /// The store's copy of `profile`, made only if the store has none.
-    fn intern(&self, profile: ProfileRef<'_>) -> Arc<Profile> {
-        let hash = self.hasher.hash_one(profile);
-        let mut table = self.shard(hash).lock();
-        if let Some(found) = table.find(hash, |p| p.view() == profile) {
-            return found.clone();
-        }
-        let interned = Arc::new(Profile {
-            roles: profile.roles.clone(),
-            user_agent: profile.user_agent.map(Box::from),
-            idle_secs: profile.idle_secs,
-            persistent: profile.persistent,
-        });
-        table.insert_unique(hash, interned.clone(), |p| self.hasher.hash_one(p.view()));
-        interned
-    }
-
-    /// Lets go of a session's profile: removes it from the set if no other session holds it.
-    fn release(&self, profile: Arc<Profile>) {
-        // The set's copy and this one: anything more is another session's (a copy is only
-        // ever made under the shard lock, from the set's).
-        if Arc::strong_count(&profile) > 2 {
-            return;
-        }
-        let hash = self.hasher.hash_one(profile.view());
-        let mut table = self.shard(hash).lock();
-        if Arc::strong_count(&profile) == 2
-            && let Ok(found) = table.find_entry(hash, |p| Arc::ptr_eq(p, &profile))
-        {
-            found.remove();
-        }
-        drop(table);
-        drop(profile);
-    }
-
-    /// Removes the profiles no session holds (those two sessions let go of at once).
-    fn sweep(&self) {
-        for shard in &*self.shards {
-            shard.lock().retain(|p| Arc::strong_count(p) > 1);
-        }
-    }
 }
 
 #[derive(Default)]

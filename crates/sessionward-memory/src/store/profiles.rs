@@ -1,0 +1,100 @@
+//! The store's [`Profile`]s: what many sessions have in common, kept once.
+
+use super::*;
+
+/// What many sessions have in common and the store keeps once ([`Profiles`]): the roles (a
+/// few role sets per application, but each sign-in brings its own allocation of them), the
+/// client's user agent (most sessions come from a few browsers), the idle timeout and the
+/// persistence choice (one or two of each per application).
+#[derive(PartialEq, Eq)]
+pub(super) struct Profile {
+    pub(super) roles: RoleSet,
+    pub(super) user_agent: Option<Box<str>>,
+    pub(super) idle_secs: u32,
+    pub(super) persistent: Option<bool>,
+}
+
+/// A [`Profile`] by reference: what a lookup compares and hashes, so that finding a profile
+/// the store already holds (nearly every new session) allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct ProfileRef<'a> {
+    pub(super) roles: &'a RoleSet,
+    pub(super) user_agent: Option<&'a str>,
+    pub(super) idle_secs: u32,
+    pub(super) persistent: Option<bool>,
+}
+
+impl Profile {
+    pub(super) fn view(&self) -> ProfileRef<'_> {
+        ProfileRef {
+            roles: &self.roles,
+            user_agent: self.user_agent.as_deref(),
+            idle_secs: self.idle_secs,
+            persistent: self.persistent,
+        }
+    }
+}
+
+/// The store's [`Profile`]s, each kept once, in shards by a keyed hash. A profile stays while
+/// a session holds it: the last session to let go removes it (or, should two let go at once,
+/// the sweeper's next pass does), so the set never outgrows the sessions held.
+pub(super) struct Profiles {
+    pub(super) shards: Box<[Mutex<HashTable<Arc<Profile>>>]>,
+    hasher: RandomState,
+}
+
+impl Profiles {
+    pub(super) fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<HashTable<Arc<Profile>>> {
+        // Bits hashbrown uses neither for buckets nor for tags.
+        &self.shards[(hash >> 32) as usize % SHARDS]
+    }
+
+    /// The store's copy of `profile`, made only if the store has none.
+    pub(super) fn intern(&self, profile: ProfileRef<'_>) -> Arc<Profile> {
+        let hash = self.hasher.hash_one(profile);
+        let mut table = self.shard(hash).lock();
+        if let Some(found) = table.find(hash, |p| p.view() == profile) {
+            return found.clone();
+        }
+        let interned = Arc::new(Profile {
+            roles: profile.roles.clone(),
+            user_agent: profile.user_agent.map(Box::from),
+            idle_secs: profile.idle_secs,
+            persistent: profile.persistent,
+        });
+        table.insert_unique(hash, interned.clone(), |p| self.hasher.hash_one(p.view()));
+        interned
+    }
+
+    /// Lets go of a session's profile: removes it from the set if no other session holds it.
+    pub(super) fn release(&self, profile: Arc<Profile>) {
+        // The set's copy and this one: anything more is another session's (a copy is only
+        // ever made under the shard lock, from the set's).
+        if Arc::strong_count(&profile) > 2 {
+            return;
+        }
+        let hash = self.hasher.hash_one(profile.view());
+        let mut table = self.shard(hash).lock();
+        if Arc::strong_count(&profile) == 2
+            && let Ok(found) = table.find_entry(hash, |p| Arc::ptr_eq(p, &profile))
+        {
+            found.remove();
+        }
+        drop(table);
+        drop(profile);
+    }
+
+    /// Removes the profiles no session holds (those two sessions let go of at once).
+    pub(super) fn sweep(&self) {
+        for shard in &*self.shards {
+            shard.lock().retain(|p| Arc::strong_count(p) > 1);
+        }
+    }
+}
