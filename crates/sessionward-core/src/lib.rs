@@ -41,6 +41,7 @@
 
 mod clock;
 mod conversions;
+mod data;
 mod error;
 mod merge;
 mod record;
