@@ -49,9 +49,12 @@ fn next() -> u64 {
 }
 
 /// A user ID no other server process of the same run hands out (stores that outlive the
-/// process, Redis, keep per-user indexes).
+/// process, Redis, keep per-user indexes). The process ID is read once: `std::process::id` is
+/// a `getpid` system call each time, which every sign-in route would otherwise pay on top of
+/// the session work it measures.
 fn next_user() -> String {
-    format!("user-{}-{}", std::process::id(), next())
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    format!("user-{}-{}", PID.get_or_init(std::process::id), next())
 }
 
 /// Which routes a server serves (see the module docs).
