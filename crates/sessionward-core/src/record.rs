@@ -99,10 +99,46 @@ impl fmt::Display for Timestamp {
 /// assert!(roles.contains("admin"));
 /// assert_eq!(roles.iter().collect::<Vec<_>>(), ["admin", "user"]);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct RoleSet(Arc<[Arc<str>]>);
+#[derive(Clone)]
+pub struct RoleSet(Roles);
+
+/// A [`RoleSet`]'s roles, sorted and distinct. One role (the common sign-in) is its text
+/// alone: one allocation, where a slice of roles would need two.
+#[derive(Clone)]
+enum Roles {
+    One(Arc<str>),
+    Many(Arc<[Arc<str>]>),
+}
+
+impl Default for RoleSet {
+    fn default() -> Self {
+        Self(Roles::Many(Arc::default()))
+    }
+}
+
+impl PartialEq for RoleSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.roles() == other.roles()
+    }
+}
+
+impl Eq for RoleSet {}
+
+impl std::hash::Hash for RoleSet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.roles().hash(state);
+    }
+}
 
 impl RoleSet {
+    /// The roles, sorted and distinct, however many.
+    fn roles(&self) -> &[Arc<str>] {
+        match &self.0 {
+            Roles::One(role) => std::slice::from_ref(role),
+            Roles::Many(roles) => roles,
+        }
+    }
+
     /// The empty set (an anonymous session, or a user without roles).
     #[must_use]
     pub fn empty() -> Self {
@@ -112,24 +148,24 @@ impl RoleSet {
     /// Whether the set holds `role` (compared byte for byte).
     #[must_use]
     pub fn contains(&self, role: &str) -> bool {
-        self.0.binary_search_by(|r| (**r).cmp(role)).is_ok()
+        self.roles().binary_search_by(|r| (**r).cmp(role)).is_ok()
     }
 
     /// The roles in sorted order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.0.iter().map(|r| &**r)
+        self.roles().iter().map(|r| &**r)
     }
 
     /// Number of roles.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.roles().len()
     }
 
     /// Whether there is no role.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.roles().is_empty()
     }
 
     /// The roles as owned strings.
@@ -139,12 +175,12 @@ impl RoleSet {
     }
 
     /// The set of the roles of `roles`, in any order, duplicates allowed. A single role (the
-    /// common sign-in) is built without the general case's intermediate `Vec`: two
-    /// allocations (the role's text and the set) instead of three; no role, none.
+    /// common sign-in) is built without the general case's intermediate `Vec`: one
+    /// allocation (the role's text); no role, none.
     pub(crate) fn from_strs<S: AsRef<str>>(roles: &[S]) -> Self {
         match roles {
             [] => Self::empty(),
-            [one] => Self(Arc::from([Arc::from(one.as_ref())])),
+            [one] => Self(Roles::One(Arc::from(one.as_ref()))),
             _ => roles.iter().collect(),
         }
     }
@@ -155,7 +191,12 @@ impl<S: AsRef<str>> FromIterator<S> for RoleSet {
         let mut owned: Vec<Arc<str>> = iter.into_iter().map(|r| Arc::from(r.as_ref())).collect();
         owned.sort();
         owned.dedup();
-        Self(owned.into())
+        if owned.len() == 1
+            && let Some(one) = owned.pop()
+        {
+            return Self(Roles::One(one));
+        }
+        Self(Roles::Many(owned.into()))
     }
 }
 
@@ -282,6 +323,35 @@ impl SessionRecord {
 mod tests {
     use super::*;
     use crate::token::SessionToken;
+
+    #[test]
+    fn a_role_set_is_the_same_set_however_it_was_built() {
+        use std::hash::BuildHasher as _;
+        let hasher = std::hash::RandomState::new();
+        // One role is held as its text alone; built through the general path, it is the
+        // same set, equal and hashing alike.
+        let one = RoleSet::from(["user"]);
+        let collected: RoleSet = ["user", "user"].into_iter().collect();
+        let from_strings = RoleSet::from(&["user".to_owned()][..]);
+        for other in [&collected, &from_strings] {
+            assert_eq!(&one, other);
+            assert_eq!(hasher.hash_one(&one), hasher.hash_one(other));
+        }
+        assert!(one.contains("user") && !one.contains("admin"));
+        assert_eq!((one.len(), one.is_empty()), (1, false));
+        assert_eq!(one.iter().collect::<Vec<_>>(), ["user"]);
+        assert_eq!(one.to_vec(), ["user"]);
+        assert_eq!(serde_json::to_string(&one).expect("json"), r#"["user"]"#);
+        let two = RoleSet::from(["user", "admin"]);
+        assert_ne!(one, two);
+        assert_eq!(two.iter().collect::<Vec<_>>(), ["admin", "user"]);
+        let back: RoleSet = serde_json::from_str(r#"["user"]"#).expect("json");
+        assert_eq!(back, one);
+        let none: RoleSet = std::iter::empty::<&str>().collect();
+        assert_eq!(none, RoleSet::empty());
+        assert!(none.is_empty() && !none.contains(""));
+        assert_eq!(hasher.hash_one(&none), hasher.hash_one(RoleSet::empty()));
+    }
 
     #[test]
     fn expiry_is_min_of_idle_and_absolute() {
