@@ -82,6 +82,47 @@ async fn sessions_share_a_profile_and_the_last_one_out_removes_it() {
 }
 
 #[tokio::test]
+async fn the_recent_profiles_share_without_hashing_and_hold_nothing_alive() {
+    let store = store();
+    let t = Timestamp::from_unix(1_000_000);
+    // Two user agents of the same length share a recent slot: each lookup compares the whole
+    // profile, so neither takes the other's.
+    let agents = ["Firefox/1", "Chrome/22"];
+    let mut keys = Vec::new();
+    for i in 0..6 {
+        let r = record(Some(&format!("u{i}")), agents[i % 2], t);
+        store.create(&r).await.expect("create");
+        keys.push(r.key);
+    }
+    assert_eq!(profiles(&store), 2);
+    let held = |key: &SessionKey| {
+        let shard = store.inner.shard(key).lock();
+        Arc::clone(&shard.find(key).expect("stored").profile)
+    };
+    for (i, key) in keys.iter().enumerate() {
+        let loaded = store.load(key, t).await.expect("load").expect("live");
+        assert_eq!(loaded.user_agent.as_deref(), Some(agents[i % 2]));
+        assert!(Arc::ptr_eq(&held(key), &held(&keys[i % 2])), "one copy each");
+    }
+    // Same user agent, other roles: another profile, whatever the slot remembers.
+    let mut admin = record(Some("root"), "Firefox/1", t);
+    admin.roles = RoleSet::from(["admin"]);
+    store.create(&admin).await.expect("create");
+    assert_eq!(profiles(&store), 3);
+    let loaded = store.load(&admin.key, t).await.expect("load").expect("live");
+    assert_eq!(loaded.roles, RoleSet::from(["admin"]));
+    // The slots keep no profile in the set once its sessions are gone.
+    for key in keys.iter().chain([&admin.key]) {
+        assert!(store.delete(key).await.expect("delete"));
+    }
+    assert_eq!(profiles(&store), 0);
+    // And a profile made again after that is a new one in the set, found as before.
+    let again = record(Some("u0"), "Firefox/1", t);
+    store.create(&again).await.expect("create");
+    assert_eq!(profiles(&store), 1);
+}
+
+#[tokio::test]
 async fn rotations_and_evictions_leave_only_what_is_stored() {
     let store = MemoryStore::builder()
         .max_anonymous_sessions(4)
