@@ -55,22 +55,34 @@ impl Entry {
     }
 }
 
+impl Slot {
+    /// Whether this slot holds the entry of `key`, whose fragment is `kf`: the fragment
+    /// beside the slot first, so that a probe reads an entry only when it is almost surely
+    /// the one.
+    fn holds(&self, kf: u32, key: &SessionKey) -> bool {
+        self.frag == kf && self.entry.key == *key
+    }
+}
+
 impl Shard {
     pub(super) fn find(&self, key: &SessionKey) -> Option<&Entry> {
+        let kf = frag(key);
         self.table
-            .find(spread(frag(key)), |e| e.key == *key)
-            .map(|b| &**b)
+            .find(spread(kf), |s| s.holds(kf, key))
+            .map(|s| &*s.entry)
     }
 
     pub(super) fn find_mut(&mut self, key: &SessionKey) -> Option<&mut Entry> {
+        let kf = frag(key);
         self.table
-            .find_mut(spread(frag(key)), |e| e.key == *key)
-            .map(|b| &mut **b)
+            .find_mut(spread(kf), |s| s.holds(kf, key))
+            .map(|s| &mut *s.entry)
     }
 
     pub(super) fn remove(&mut self, key: &SessionKey) -> Option<Box<Entry>> {
-        match self.table.find_entry(spread(frag(key)), |e| e.key == *key) {
-            Ok(occupied) => Some(occupied.remove().0),
+        let kf = frag(key);
+        match self.table.find_entry(spread(kf), |s| s.holds(kf, key)) {
+            Ok(occupied) => Some(occupied.remove().0.entry),
             Err(_) => None,
         }
     }
@@ -79,8 +91,8 @@ impl Shard {
     pub(super) fn with_frag(&self, kf: u32) -> impl Iterator<Item = &Entry> + '_ {
         self.table
             .iter_hash(spread(kf))
-            .filter(move |e| frag(&e.key) == kf)
-            .map(|b| &**b)
+            .filter(move |s| s.frag == kf)
+            .map(|s| &*s.entry)
     }
 
     /// The keys of the entries whose key has the fragment `kf`.
@@ -91,16 +103,19 @@ impl Shard {
 
     /// Inserts if absent; gives the entry back on a collision.
     pub(super) fn insert(&mut self, entry: Box<Entry>) -> Result<(), Box<Entry>> {
-        if self.find(&entry.key).is_some() {
-            return Err(entry);
-        }
         let kf = frag(&entry.key);
+        // One probe: the slot it finds free is where the entry goes.
+        let hashbrown::hash_table::Entry::Vacant(vacant) =
+            self.table
+                .entry(spread(kf), |s| s.holds(kf, &entry.key), |s| spread(s.frag))
+        else {
+            return Err(entry);
+        };
         self.expiry[kind(entry.user.is_none())]
             .entry(entry.filed_at)
             .or_default()
             .push(kf);
-        self.table
-            .insert_unique(spread(kf), entry, |e| spread(frag(&e.key)));
+        vacant.insert(Slot { frag: kf, entry });
         Ok(())
     }
 

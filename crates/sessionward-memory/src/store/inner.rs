@@ -359,9 +359,12 @@ impl UserIndex {
 
     /// Adds a pair (once).
     pub(super) fn insert(&mut self, pair: Pair) {
-        let hash = spread(pair.user);
-        if self.pairs.find(hash, |p| *p == pair).is_none() {
-            self.pairs.insert_unique(hash, pair, |p| spread(p.user));
+        // One probe: the slot it finds free is where the pair goes.
+        if let hashbrown::hash_table::Entry::Vacant(vacant) =
+            self.pairs
+                .entry(spread(pair.user), |p| *p == pair, |p| spread(p.user))
+        {
+            vacant.insert(pair);
         }
     }
 
