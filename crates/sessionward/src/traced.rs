@@ -7,8 +7,12 @@
 //! the request's span, so a trace shows the store's latency per request.
 //!
 //! When no subscriber is interested in the span (none installed, or DEBUG filtered out for
-//! `sessionward`), the call goes straight to the store: the check is one callsite-interest
-//! read, and neither the span nor an extra future is created.
+//! `sessionward`), the call goes straight to the store: the check is the global level hint
+//! (no subscriber takes DEBUG at all), then the callsite's interest, and neither the span nor
+//! an extra future is created. The level hint comes first because a disabled span is not
+//! free: with `tracing`'s `log` feature on (any crate in the build may turn it on), building
+//! one still offers its fields to `log`. So with no `tracing` subscriber at all, these spans
+//! are not mirrored to a `log` logger either.
 
 use std::fmt;
 use std::future::Future;
@@ -42,6 +46,9 @@ impl Traced {
         call: StoreFuture<'a, T>,
         outcome: fn(&T) -> &'static str,
     ) -> StoreFuture<'a, T> {
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return call;
+        }
         let span = tracing::debug_span!(
             "sessionward.store",
             operation,
@@ -72,6 +79,9 @@ impl Traced {
         let Some(inner) = self.inner.immediate() else {
             return Err(StoreError::backend("the store has no immediate face"));
         };
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return call(inner);
+        }
         let span = tracing::debug_span!(
             "sessionward.store",
             operation,

@@ -188,6 +188,8 @@ impl Session {
         B: Default + Send + 'static,
     {
         let now = self.now();
+        // Read once: the plan and the commit both need it.
+        let user_agent = self.user_agent();
         let plan = {
             let mut state = self.state();
             if matches!(state.loaded, Loaded::NotYet) && state.pending.is_empty() {
@@ -203,7 +205,7 @@ impl Session {
             let pending = std::mem::take(&mut state.pending);
             let request = plan::Request {
                 presented: &self.inner.presented,
-                user_agent: self.user_agent(),
+                user_agent,
                 authorized_at: self.authorized_at(state.authorized_floor),
             };
             plan::plan(&state.loaded, pending, now, self.config(), &request)
@@ -226,8 +228,14 @@ impl Session {
         if let Some(now_face) = self.store().immediate() {
             // The store answers without waiting: the commit completes on its first poll, here,
             // with no boxed future.
-            let commit =
-                std::pin::pin!(self.complete(res, plan, logout, now, commit::Now(now_face)));
+            let commit = std::pin::pin!(self.complete(
+                res,
+                plan,
+                logout,
+                now,
+                commit::Now(now_face),
+                user_agent
+            ));
             let mut cx = Context::from_waker(Waker::noop());
             return match commit.poll(&mut cx) {
                 Poll::Ready(res) => Finish::Done(res),
@@ -243,12 +251,13 @@ impl Session {
         }
         Finish::Pending(Box::pin(async move {
             let store = commit::Async(self.store());
-            self.complete(res, plan, logout, now, store).await
+            self.complete(res, plan, logout, now, store, self.user_agent())
+                .await
         }))
     }
 
     /// Runs `plan` through `backend` and answers with `res`'s headers set, or the error's
-    /// response.
+    /// response. `user_agent` is [`Session::user_agent`], read once by the caller.
     async fn complete<B, R: Default + Send + 'static>(
         &self,
         mut res: Response<R>,
@@ -256,6 +265,7 @@ impl Session {
         logout: Option<bool>,
         now: Timestamp,
         backend: B,
+        user_agent: Option<&str>,
     ) -> Response<R>
     where
         B: commit::Backend,
@@ -264,7 +274,7 @@ impl Session {
             store: backend,
             config: self.config(),
             now,
-            user_agent: self.user_agent(),
+            user_agent,
             events: self.events(),
         };
         match commit::commit(&store, plan).await {
