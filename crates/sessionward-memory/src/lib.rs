@@ -52,29 +52,30 @@
 //!
 //! | sessions | bytes per session | payload + user agent text | overhead |
 //! | --- | --- | --- | --- |
-//! | signed in (4 per user), 42-byte user agent | 251 | 77 | 174 |
-//! | signed in (4 per user), no user agent | 251 | 35 | 216 |
-//! | anonymous, no user agent | 231 | 35 | 196 |
+//! | signed in (4 per user), 42-byte user agent | 267 | 77 | 190 |
+//! | signed in (4 per user), no user agent | 267 | 35 | 232 |
+//! | anonymous, no user agent | 248 | 35 | 213 |
 //!
-//! Resident memory of the whole process at 1,000,000 signed-in sessions: about 242 MiB. With
+//! Resident memory of the whole process at 1,000,000 signed-in sessions: about 258 MiB. With
 //! one user per session, a role list (each session with its own allocation of it, as a
 //! sign-in brings one) and a one-key payload (the benchmark harness's
 //! `cargo run --release -p sessionward-bench -- memory --impl sessionward --count 1000000`):
-//! 236 bytes per session.
+//! 253 bytes per session.
 //!
 //! Where the bytes go, per signed-in session at 1,000,000: the entry, 128 bytes (a 144-byte
 //! glibc chunk), with a user id of up to 23 bytes inside it (a longer one is one allocation
 //! shared with the user's other sessions); the data text, one small allocation (32 to 48 bytes
-//! for a short one); and about 42 bytes of hash tables (the shard table's 8-byte slot, the
-//! per-user index's 8-byte pair, each at the 48% fill a hash table can have just past a
-//! doubling, and the expiry index's 4-byte key fragment). Times are 32-bit seconds (until
+//! for a short one); and about 59 bytes of hash tables (the shard table's 16-byte slot, which
+//! keeps the key's fragment beside the entry's address so that probing and growing the table
+//! never read the entries, and the per-user index's 8-byte pair, each at the 48% fill a hash
+//! table can have just past a doubling, and the expiry index's 4-byte key fragment). Times are 32-bit seconds (until
 //! 2106); the indexes hold 4-byte key fragments and 32-bit user hash fragments rather than
 //! keys and user ids; and the roles, user agent, idle timeout and persistence choice, which
 //! most sessions share with many others, are kept once per store (they cost nothing per
 //! session when they repeat, as they do: a few role sets per application, a few browsers).
 //!
 //! The default anonymous budget, 100,000 sessions, measured the same way (`ANON=1 ... --
-//! 100000`): 24.2 MiB resident, with or without the 42-byte user agent.
+//! 100000`): 25.2 MiB resident, with the 42-byte user agent.
 //!
 //! "Overhead" is everything but the text the application and the client supplied: the record,
 //! the hash tables, the expiry and per-user indexes and the allocator's rounding. The figures
