@@ -102,14 +102,21 @@ async fn the_recent_profiles_share_without_hashing_and_hold_nothing_alive() {
     for (i, key) in keys.iter().enumerate() {
         let loaded = store.load(key, t).await.expect("load").expect("live");
         assert_eq!(loaded.user_agent.as_deref(), Some(agents[i % 2]));
-        assert!(Arc::ptr_eq(&held(key), &held(&keys[i % 2])), "one copy each");
+        assert!(
+            Arc::ptr_eq(&held(key), &held(&keys[i % 2])),
+            "one copy each"
+        );
     }
     // Same user agent, other roles: another profile, whatever the slot remembers.
     let mut admin = record(Some("root"), "Firefox/1", t);
     admin.roles = RoleSet::from(["admin"]);
     store.create(&admin).await.expect("create");
     assert_eq!(profiles(&store), 3);
-    let loaded = store.load(&admin.key, t).await.expect("load").expect("live");
+    let loaded = store
+        .load(&admin.key, t)
+        .await
+        .expect("load")
+        .expect("live");
     assert_eq!(loaded.roles, RoleSet::from(["admin"]));
     // The slots keep no profile in the set once its sessions are gone.
     for key in keys.iter().chain([&admin.key]) {
