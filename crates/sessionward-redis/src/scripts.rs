@@ -2,7 +2,7 @@
 //!
 //! Conventions shared by every script in single-node mode (see `docs/stores.md (RedisStore
 //! section)`; cluster mode reuses `create` (without the user's keys), `save` and `touch`, with
-//! every key declared, and has scripts of its own in `cluster.rs`):
+//! every key declared, and has scripts of its own in `cluster/scripts.rs`):
 //!
 //! - `P` (passed as an argument) is the key prefix `{namespace}:`; every key starts with it, so
 //!   every key of one store hashes to one Redis Cluster slot and scripts may reach the keys they
@@ -157,7 +157,7 @@ end
     };
 }
 
-/// Every helper, prepended to the cluster scripts (`cluster.rs`).
+/// Every helper, prepended to the cluster scripts (`cluster/scripts.rs`).
 pub(crate) const PRELUDE: &str = concat!(
     lua_expiry!(),
     lua_ttl!(),
