@@ -40,14 +40,12 @@ impl Traced {
         Arc::new(Self { inner, name })
     }
 
-    fn traced<'a, T: Send + 'a>(
-        &self,
-        operation: &'static str,
-        call: StoreFuture<'a, T>,
-        outcome: fn(&T) -> &'static str,
-    ) -> StoreFuture<'a, T> {
+    /// The span of one store call, or `None` when no subscriber takes it: the global level
+    /// hint first (a disabled span is not free, see the module docs), then the callsite's
+    /// interest.
+    fn span(&self, operation: &'static str) -> Option<tracing::Span> {
         if !tracing::level_enabled!(tracing::Level::DEBUG) {
-            return call;
+            return None;
         }
         let span = tracing::debug_span!(
             "sessionward.store",
@@ -55,9 +53,18 @@ impl Traced {
             store = &*self.name,
             outcome = tracing::field::Empty,
         );
-        if span.is_disabled() {
+        (!span.is_disabled()).then_some(span)
+    }
+
+    fn traced<'a, T: Send + 'a>(
+        &self,
+        operation: &'static str,
+        call: StoreFuture<'a, T>,
+        outcome: fn(&T) -> &'static str,
+    ) -> StoreFuture<'a, T> {
+        let Some(span) = self.span(operation) else {
             return call;
-        }
+        };
         Box::pin(async move {
             let result = call.instrument(span.clone()).await;
             span.record("outcome", result.as_ref().map_or("error", outcome));
@@ -79,18 +86,9 @@ impl Traced {
         let Some(inner) = self.inner.immediate() else {
             return Err(StoreError::backend("the store has no immediate face"));
         };
-        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        let Some(span) = self.span(operation) else {
             return call(inner);
-        }
-        let span = tracing::debug_span!(
-            "sessionward.store",
-            operation,
-            store = &*self.name,
-            outcome = tracing::field::Empty,
-        );
-        if span.is_disabled() {
-            return call(inner);
-        }
+        };
         let result = span.in_scope(|| call(inner));
         span.record("outcome", result.as_ref().map_or("error", outcome));
         result
