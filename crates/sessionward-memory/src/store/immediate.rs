@@ -187,7 +187,10 @@ impl ImmediateStore for MemoryStore {
         } else if let (Some(index), Some(who)) = (index.as_ref(), new_who) {
             entry.user = Some(inner.shared_user(who, index));
         }
-        if let Err(entry) = inner.shard(&new.key).lock().insert(entry) {
+        // The new key's shard lock ends with this statement: putting the old record back
+        // below locks the old key's shard, which may be the same one.
+        let inserted = inner.shard(&new.key).lock().insert(entry);
+        if let Err(entry) = inserted {
             inner.discard(*entry);
             if moves {
                 inner.count[kind(new.user.is_none())].fetch_sub(1, Ordering::Relaxed);

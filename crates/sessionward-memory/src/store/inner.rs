@@ -105,7 +105,8 @@ impl Inner {
     /// it stays gone, as the change would have left it.
     pub(super) fn restore(&self, entry: Box<Entry>) {
         let Some(user) = entry.user.clone() else {
-            if let Err(e) = self.shard(&entry.key).lock().insert(entry) {
+            let inserted = self.shard(&entry.key).lock().insert(entry);
+            if let Err(e) = inserted {
                 self.uncount(&e);
                 self.discard(*e);
             }

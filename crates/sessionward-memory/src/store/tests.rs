@@ -285,3 +285,42 @@ async fn a_refused_rotation_puts_the_session_back_in_its_users_index() {
     );
     assert!(store.load(&dan.key, t).await.expect("load").is_none());
 }
+
+/// A rotation onto a key that is taken puts the old record back. When the taken key and the
+/// old one share a shard, putting it back must not wait on the shard lock the failed insert
+/// took (it once did, and the thread hung: one collision in 64 in the conformance suite).
+#[test]
+fn a_rotation_collision_in_the_old_keys_shard_puts_the_old_record_back() {
+    let t = Timestamp::from_unix(1_000_000);
+    for user in [None, Some("ann")] {
+        let store = store();
+        let old = record(user, "Firefox", t);
+        // A taken key in the old key's own shard.
+        let taken = std::iter::repeat_with(|| record(None, "Firefox", t))
+            .find(|r| shard_of(frag(&r.key)) == shard_of(frag(&old.key)))
+            .expect("a key in the same shard");
+        store.create_now(&old).expect("create old");
+        store.create_now(&taken).expect("create taken");
+        let mut new = record(user, "Firefox", t);
+        new.key = taken.key;
+        // On its own thread, so that a regression fails here instead of hanging the suite.
+        let (done, outcome) = std::sync::mpsc::channel();
+        let rotating = store.clone();
+        let old_key = old.key;
+        std::thread::spawn(move || {
+            let _ = done.send(rotating.rotate_now(&old_key, None, &new, t));
+        });
+        let result = outcome
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the rotation returns instead of waiting on its own shard lock");
+        assert!(matches!(result, Err(StoreError::Collision)), "{result:?}");
+        let back = store
+            .load_now(&old.key, t)
+            .expect("load")
+            .expect("old is back");
+        assert_eq!(back.handle, old.handle);
+        assert_eq!(back.user, old.user);
+        let kept = store.load_now(&taken.key, t).expect("load").expect("taken");
+        assert_eq!(kept.handle, taken.handle);
+    }
+}
