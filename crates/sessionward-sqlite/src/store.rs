@@ -213,6 +213,17 @@ impl SqliteStore {
 }
 
 impl Inner {
+    /// A write transaction, begun `IMMEDIATE`: it takes SQLite's write lock at once, so that
+    /// what it reads cannot change before it writes.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with(sql::BEGIN_IMMEDIATE)
+            .await
+            .map_err(map_err)
+    }
+
     async fn bounded<T>(
         &self,
         op: impl Future<Output = Result<T, StoreError>>,

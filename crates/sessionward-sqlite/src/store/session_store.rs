@@ -51,12 +51,7 @@ impl SessionStore for SqliteStore {
         now: Timestamp,
     ) -> Result<SaveOutcome, StoreError> {
         self.bounded(async {
-            let mut tx = self
-                .inner
-                .pool
-                .begin_with(sql::BEGIN_IMMEDIATE)
-                .await
-                .map_err(map_err)?;
+            let mut tx = self.inner.begin_write().await?;
             let current: Option<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(sql::SAVE_READ)
                 .bind(&key.as_bytes()[..])
                 .fetch_optional(&mut *tx)
@@ -115,12 +110,7 @@ impl SessionStore for SqliteStore {
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         self.bounded(async {
-            let mut tx = self
-                .inner
-                .pool
-                .begin_with(sql::BEGIN_IMMEDIATE)
-                .await
-                .map_err(map_err)?;
+            let mut tx = self.inner.begin_write().await?;
             let found: Option<(i64, i64, bool)> = sqlx::query_as(sql::ROTATE_READ)
                 .bind(&old.as_bytes()[..])
                 .fetch_optional(&mut *tx)
@@ -181,12 +171,7 @@ impl SessionStore for SqliteStore {
         self.bounded(async {
             // One write transaction: no sign-in of the user can be written between the change
             // time and the deletion.
-            let mut tx = self
-                .inner
-                .pool
-                .begin_with(sql::BEGIN_IMMEDIATE)
-                .await
-                .map_err(map_err)?;
+            let mut tx = self.inner.begin_write().await?;
             let (before, changed) = record_change(&mut tx, user, now).await?;
             let done = sqlx::query(sql::DELETE_BY_USER)
                 .bind(user.as_str())
@@ -234,12 +219,7 @@ impl SessionStore for SqliteStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         self.bounded(async {
-            let mut tx = self
-                .inner
-                .pool
-                .begin_with(sql::BEGIN_IMMEDIATE)
-                .await
-                .map_err(map_err)?;
+            let mut tx = self.inner.begin_write().await?;
             let (before, changed) = record_change(&mut tx, user, now).await?;
             sqlx::query(sql::DELETE_STALE_OF_USER)
                 .bind(user.as_str())
