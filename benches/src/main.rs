@@ -44,8 +44,9 @@ use tokio::process::{Child, Command};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const VARIANTS: [&str; 13] = [
+const VARIANTS: [&str; 14] = [
     "bare",
+    "floor",
     "sw-mem",
     "ts-mem",
     "sw-pg",
@@ -167,6 +168,12 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
             "bare" => match shape {
                 servers::Shape::Bare => servers::bare(),
                 servers::Shape::App => servers::bare_app(),
+            },
+            "floor" => match shape {
+                servers::Shape::Bare => servers::floor(),
+                servers::Shape::App => {
+                    return Err("floor serves the bare workloads only (not app-*)".into());
+                }
             },
             "sw-mem" => match expiring {
                 // The sweep workload's server (see `sweep`).
@@ -631,7 +638,7 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
                 let cookies = if workload.ends_with("login") {
                     None
                 } else {
-                    let list = if variant == "bare" {
+                    let list = if variant == "bare" || variant == "floor" {
                         // The same header shape, so the baseline parses a similar request.
                         (0..sessions)
                             .map(|i| format!("__Host-id={:0>43}", i))
@@ -714,9 +721,13 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
                 continue;
             };
             let vs_bare = bare.map_or_else(|| "-".into(), |b| format!("{:.2}x", rps / b));
-            let rival = v
-                .strip_prefix("sw-")
-                .and_then(|store| med(w, &format!("ts-{store}")));
+            // The floor is the ceiling of an in-memory sign-in: compared with tower-sessions'.
+            let rival = if v == "floor" {
+                med(w, "ts-mem")
+            } else {
+                v.strip_prefix("sw-")
+                    .and_then(|store| med(w, &format!("ts-{store}")))
+            };
             let vs_ts = rival.map_or_else(|| "-".into(), |r| format!("{:.2}x", rps / r.0));
             let _ = writeln!(
                 table,

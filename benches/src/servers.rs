@@ -75,6 +75,34 @@ pub fn bare() -> Router {
         .route("/write", post(|| async { StatusCode::NO_CONTENT }))
 }
 
+/// The least a cookie sign-in can answer, with no session work at all: bare axum whose
+/// `/login` sends the headers a sessionward sign-in sends (a `Set-Cookie` of the same length
+/// and attributes, a constant token, and `Cache-Control: no-store`). Every other route is
+/// [`bare`]'s. A sign-in can be no faster than this in the harness: the `login` workload of
+/// this variant is the ceiling of any session library's sign-in on the machine.
+pub fn floor() -> Router {
+    const COOKIE: &str = concat!(
+        "__Host-id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "; Path=/; Secure; HttpOnly; SameSite=Lax"
+    );
+    Router::new()
+        .route("/plain", get(|| async { "ok" }))
+        .route(
+            "/login",
+            post(|| async {
+                (
+                    StatusCode::NO_CONTENT,
+                    [
+                        (header::SET_COOKIE, COOKIE),
+                        (header::CACHE_CONTROL, "no-store"),
+                    ],
+                )
+            }),
+        )
+        .route("/read", get(|| async { "alice user" }))
+        .route("/write", post(|| async { StatusCode::NO_CONTENT }))
+}
+
 /// sessionward's routes, without the layer.
 fn sessionward_routes() -> Router {
     use sessionward::{RequireAuth, Session};
