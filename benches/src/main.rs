@@ -721,9 +721,10 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
                 continue;
             };
             let vs_bare = bare.map_or_else(|| "-".into(), |b| format!("{:.2}x", rps / b));
-            // The floor is the ceiling of an in-memory sign-in: compared with tower-sessions'.
+            // The floor is the ceiling of an in-memory sign-in: compared with tower-sessions'
+            // (its other routes are bare axum's).
             let rival = if v == "floor" {
-                med(w, "ts-mem")
+                (w == "login").then(|| med(w, "ts-mem")).flatten()
             } else {
                 v.strip_prefix("sw-")
                     .and_then(|store| med(w, &format!("ts-{store}")))
