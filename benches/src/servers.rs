@@ -83,7 +83,7 @@ pub fn bare() -> Router {
 pub fn floor() -> Router {
     const COOKIE: &str = concat!(
         "__Host-id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "; Path=/; Secure; HttpOnly; SameSite=Lax"
+        "; Path=/; Secure; HttpOnly; SameSite=Strict"
     );
     Router::new()
         .route("/plain", get(|| async { "ok" }))

@@ -229,3 +229,54 @@ async fn bare_variant_answers_the_same_routes() {
         assert!(res.status().is_success(), "{m} {p}: {}", res.status());
     }
 }
+
+/// The floor's `/login` sends the headers a sessionward sign-in sends, byte for byte in
+/// length and attributes (only the token differs), and its other routes are bare axum's.
+#[tokio::test]
+async fn floor_sends_the_headers_of_a_sessionward_sign_in() {
+    let sw = servers::sessionward_shaped(
+        Arc::new(sessionward_memory::MemoryStore::new()),
+        Shape::Bare,
+    )
+    .expect("sessionward");
+    let floor = servers::floor();
+    let (sw_res, sw_body) = send(&sw, req("POST", "/login", None, None)).await;
+    let (floor_res, floor_body) = send(&floor, req("POST", "/login", None, None)).await;
+    assert_eq!(floor_res.status(), sw_res.status());
+    assert_eq!((floor_body.as_str(), sw_body.as_str()), ("", ""));
+    let header = |res: &Response<()>, name: &str| -> Vec<String> {
+        res.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect()
+    };
+    let (sw_cookie, floor_cookie) = (
+        header(&sw_res, "set-cookie"),
+        header(&floor_res, "set-cookie"),
+    );
+    assert_eq!((sw_cookie.len(), floor_cookie.len()), (1, 1));
+    assert_eq!(floor_cookie[0].len(), sw_cookie[0].len());
+    let (name_sw, attrs_sw) = sw_cookie[0].split_once(';').expect("attributes");
+    let (name_floor, attrs_floor) = floor_cookie[0].split_once(';').expect("attributes");
+    assert_eq!(attrs_floor, attrs_sw);
+    assert_eq!(
+        name_floor.split_once('=').map(|(n, v)| (n, v.len())),
+        name_sw.split_once('=').map(|(n, v)| (n, v.len()))
+    );
+    assert_eq!(
+        header(&floor_res, "cache-control"),
+        header(&sw_res, "cache-control")
+    );
+    // Nothing else: the two responses carry the same header names.
+    let names = |res: &Response<()>| {
+        let mut v: Vec<String> = res.headers().keys().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&floor_res), names(&sw_res));
+    for (m, p) in [("GET", "/plain"), ("GET", "/read"), ("POST", "/write")] {
+        let (res, _) = send(&floor, req(m, p, None, None)).await;
+        assert!(res.status().is_success(), "{m} {p}: {}", res.status());
+    }
+}
