@@ -33,7 +33,7 @@ use std::time::Duration;
 use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
 use tower::{Layer, Service};
@@ -68,9 +68,14 @@ pub enum Shape {
 
 /// No session at all: the baseline.
 pub fn bare() -> Router {
+    bare_with_login(post(|| async { StatusCode::NO_CONTENT }))
+}
+
+/// The bare routes answering constants, with `login` as `/login`.
+fn bare_with_login(login: MethodRouter) -> Router {
     Router::new()
         .route("/plain", get(|| async { "ok" }))
-        .route("/login", post(|| async { StatusCode::NO_CONTENT }))
+        .route("/login", login)
         .route("/read", get(|| async { "alice user" }))
         .route("/write", post(|| async { StatusCode::NO_CONTENT }))
 }
@@ -85,22 +90,15 @@ pub fn floor() -> Router {
         "__Host-id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "; Path=/; Secure; HttpOnly; SameSite=Strict"
     );
-    Router::new()
-        .route("/plain", get(|| async { "ok" }))
-        .route(
-            "/login",
-            post(|| async {
-                (
-                    StatusCode::NO_CONTENT,
-                    [
-                        (header::SET_COOKIE, COOKIE),
-                        (header::CACHE_CONTROL, "no-store"),
-                    ],
-                )
-            }),
+    bare_with_login(post(|| async {
+        (
+            StatusCode::NO_CONTENT,
+            [
+                (header::SET_COOKIE, COOKIE),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
         )
-        .route("/read", get(|| async { "alice user" }))
-        .route("/write", post(|| async { StatusCode::NO_CONTENT }))
+    }))
 }
 
 /// sessionward's routes, without the layer.
